@@ -1,0 +1,30 @@
+"""sklearn-rtl: Routing the Lottery (adaptive sparse tickets) as scikit-learn estimators."""
+
+from ._classifier import RTLClassifier
+from ._diagnostics import (
+    collapse_score,
+    jaccard,
+    layer_similarity,
+    random_mask_jaccard,
+    similarity_matrix,
+    ticket_similarity,
+)
+from ._network import MLP, TicketNetwork, find_prunable
+from ._tickets import density_schedule, prune_by_magnitude
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MLP",
+    "RTLClassifier",
+    "TicketNetwork",
+    "collapse_score",
+    "density_schedule",
+    "find_prunable",
+    "jaccard",
+    "layer_similarity",
+    "prune_by_magnitude",
+    "random_mask_jaccard",
+    "similarity_matrix",
+    "ticket_similarity",
+]

@@ -1,0 +1,265 @@
+"""RTLClassifier: the scikit-learn facade of Routing the Lottery for classification."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+
+from ._base import BaseRTL
+
+
+class RTLClassifier(ClassifierMixin, BaseRTL):
+    """Routing the Lottery: one sparse ticket per data cluster or class, one shared network.
+
+    ``fit`` runs the two stages of RTL (Stefanski et al., 2026) on a PyTorch network trained
+    through skorch:
+
+    1. **Ticket extraction** (paper Alg. 1). The router splits the training data into
+       ``n_tickets_`` subsets. From one shared random initialization ``theta0`` every ticket
+       runs iterative magnitude pruning on its own samples: train for ``max_epochs``, remove
+       the lowest-magnitude surviving weights, rewind the survivors to ``theta0``; after
+       ``n_prune_rounds`` rounds (a geometric schedule) every ticket keeps exactly
+       ``1 - sparsity`` of the prunable weights.
+    2. **Joint retraining** (paper Alg. 2). One shared weight tensor, rewound to ``theta0``,
+       is trained for ``max_epochs`` with every sample going through its own ticket's mask.
+       Every step holds one balanced mini-batch per ticket (smaller tickets cycle), each
+       ticket keeps its own Adam moments, and a weight that no ticket keeps never moves.
+
+    ``predict`` routes every sample to its ticket and runs one masked pass per ticket.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(256, 256)
+        Hidden widths of the default MLP (ignored when ``module`` is given).
+    module : torch.nn.Module class or instance, default=None
+        A custom network mapping ``X`` to logits of shape ``(n_samples, n_outputs)``, where
+        ``n_outputs`` is the number of classes (or 1 under ``routing="label"``). A class is
+        built with ``module_params``; an instance is deep-copied, never modified. ``None``
+        builds an :class:`~sklearn_rtl.MLP`.
+    routing : {"kmeans", "label"} or estimator, default="kmeans"
+        How samples are assigned to tickets.
+
+        - ``"kmeans"``: KMeans with ``n_clusters`` on standardized inputs (seeded from
+          ``random_state``); every ticket is a full multi-class classifier trained on its
+          cluster, and new samples are routed by the fitted KMeans.
+        - ``"label"``: one ticket per class, a one-vs-rest detector trained on balanced
+          batches (half its class, half the others). ``predict`` runs every detector and
+          takes the highest score; ``predict_proba`` normalizes the detectors' sigmoid
+          scores to sum to one.
+        - an estimator with ``fit``/``predict`` (a clusterer, or a classifier of some
+          context such as the environment): cloned, fitted on ``(X, y)`` (``y`` only if its
+          ``fit`` takes it) and used as the router; one ticket per distinct output.
+    n_clusters : int, default=4
+        Number of KMeans tickets (``routing="kmeans"`` only). ``1`` is the single-ticket
+        IMP baseline.
+    sparsity : float in [0, 1), default=0.8
+        Fraction of the prunable weights every ticket removes.
+    n_prune_rounds : int, default=4
+        Pruning rounds of ticket extraction.
+    max_epochs : int, default=10
+        Epochs of every pruning round and of the final retraining. An epoch lets the
+        largest ticket see each of its samples once.
+    share_weights : bool, default=True
+        ``True`` is RTL: one shared weight tensor, retrained jointly. ``False`` is the
+        paper's independent-models baseline: every ticket keeps its own weights and is
+        retrained alone from the same rewind point.
+    lr : float, default=1e-3
+        Learning rate.
+    batch_size : int, default=128
+        Samples per ticket per step.
+    optimizer : torch.optim.Optimizer class, default=torch.optim.Adam
+    device : str, default="cpu"
+        Torch device, e.g. ``"cuda"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialization, the router and the batch order.
+    verbose : int, default=0
+        ``1`` prints a line per epoch with its stage (pruning round or retraining).
+    prune_scope : {"layer", "global"}, default="layer"
+        Magnitude ranking per layer (every layer keeps ``1 - sparsity`` of its weights) or
+        across all prunable layers. The paper does not say; ``"layer"`` measured better on
+        our benchmarks (see ``docs/benchmarks.md``).
+    prune_output_layer : bool, default=False
+        Whether the last Linear/Conv layer (the classifier) is pruned too. The paper keeps it
+        dense.
+    rewind_epoch : int, default=0
+        Rewinding point: ``0`` rewinds to the initialization ``theta0`` (the paper);
+        ``e > 0`` first trains the dense network jointly for ``e`` epochs and rewinds to
+        those weights ("late rewinding").
+    module_params : dict, default=None
+        Keyword arguments for ``module`` (or for :class:`~sklearn_rtl.MLP`).
+    optimizer_params : dict, default=None
+        Extra keyword arguments for the optimizer, e.g. ``{"weight_decay": 1e-4}``.
+    callbacks : list of skorch callbacks, default=None
+        Added to the skorch net (deep-copied).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Only when ``X`` has string column names.
+    n_tickets_ : int
+        Number of tickets ``K``.
+    router_ : object
+        The fitted router.
+    masks_ : list of dict of str to ndarray of bool
+        Per ticket, the mask of every prunable layer.
+    ticket_sparsity_ : ndarray of shape (n_tickets_,)
+        Fraction of the prunable weights every ticket removed.
+    sparsity_ : float
+        Fraction of the prunable weights no ticket keeps (from the union of masks).
+    n_params_ : int
+        Weights the fitted model needs: the union of the masks plus the dense (unpruned)
+        parameters; with ``share_weights=False`` the sum over tickets.
+    n_params_dense_ : int
+        Parameters of one dense network.
+    similarity_ : ndarray of shape (n_tickets_, n_tickets_)
+        Jaccard similarity of the tickets' masks over all prunable weights.
+    layer_similarity_ : dict of str to ndarray of shape (n_tickets_, n_tickets_)
+        The same per layer.
+    collapse_score_ : float
+        Mean pairwise similarity in ``[0, 1]`` (``1.0`` for a single ticket).
+    collapse_curve_ : list of dict
+        One record per pruning round: ``round``, ``sparsity``, ``ticket_sparsity``,
+        ``similarity`` (mean pairwise), ``ticket_similarity``, ``layer_similarity`` and
+        ``random_similarity`` (what random masks of that density would score).
+    net_ : TicketNet
+        The fitted skorch net; ``net_.history`` holds every epoch with its ``stage``.
+
+    See Also
+    --------
+    sklearn_rtl.similarity_matrix, sklearn_rtl.collapse_score
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn_rtl import RTLClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = RTLClassifier(hidden_layer_sizes=(32,), n_clusters=2, n_prune_rounds=1,
+    ...                     max_epochs=2, random_state=0).fit(X, y)
+    >>> clf.n_tickets_, clf.ticket_sparsity_.round(2).tolist()
+    (2, [0.8, 0.8])
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = True
+        return tags
+
+    @property
+    def _loss_task(self):
+        return "ovr" if isinstance(self.routing, str) and self.routing == "label" else "multiclass"
+
+    def _encode_targets(self, y):
+        check_classification_targets(y)
+        self.classes_, y_encoded = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"RTLClassifier needs samples of at least 2 classes; got 1 class "
+                f"({self.classes_[0]!r})."
+            )
+        return y_encoded.astype(np.int64)
+
+    def _n_outputs(self, y_train):
+        return 1 if self._loss_task == "ovr" else len(self.classes_)
+
+    def _router_targets(self, y, y_train):
+        return y_train if self._loss_task == "ovr" else y
+
+    def fit(self, X, y):
+        """Extract the tickets and retrain them jointly.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data; not modified.
+        y : array-like of shape (n_samples,)
+            Class labels (any hashable values).
+
+        Returns
+        -------
+        self : RTLClassifier
+            The fitted estimator.
+        """
+        return self._fit(X, y)
+
+    def route(self, X):
+        """Ticket of every sample.
+
+        Under ``routing="label"`` a sample's ticket is the class whose detector scores
+        highest (the same as ``predict``, as an index into ``classes_``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        tickets : ndarray of shape (n_samples,), dtype int
+            Values in ``0 .. n_tickets_ - 1``.
+        """
+        X = self._validate_predict_input(X)
+        return self._route(X)
+
+    def _route(self, X):
+        if self._loss_task == "ovr":
+            return np.argmax(self._infer(X)[..., 0], axis=1)
+        return self.router_.predict(X).astype(np.int64)
+
+    def decision_function(self, X):
+        """Per-class scores (logits) of every sample's ticket.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, n_classes)
+            Under ``routing="label"`` column ``k`` is detector ``k``'s logit.
+        """
+        X = self._validate_predict_input(X)
+        return self._decision(X)
+
+    def _decision(self, X):
+        if self._loss_task == "ovr":
+            return self._infer(X)[..., 0]
+        return self._infer(X, self.router_.predict(X).astype(np.int64))
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Rows sum to one. Under ``routing="label"`` the detectors' sigmoid scores,
+            normalized.
+        """
+        X = self._validate_predict_input(X)
+        scores = self._decision(X)
+        if self._loss_task == "ovr":
+            proba = 1.0 / (1.0 + np.exp(-scores))
+            proba = np.maximum(proba, np.finfo(np.float64).tiny)
+        else:
+            proba = np.exp(scores - scores.max(axis=1, keepdims=True))
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        """Class of every sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        X = self._validate_predict_input(X)
+        return self.classes_[np.argmax(self._decision(X), axis=1)]
