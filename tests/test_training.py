@@ -1,0 +1,57 @@
+import numpy as np
+from skorch.dataset import Dataset
+
+from sklearn_rtl._training import TicketBatchLoader
+
+
+def make_dataset(tickets, y=None):
+    tickets = np.asarray(tickets)
+    X = np.arange(len(tickets), dtype=np.float32).reshape(-1, 1)
+    y = np.zeros(len(tickets), dtype=np.int64) if y is None else np.asarray(y)
+    return Dataset({"X": X, "ticket": tickets}, y)
+
+
+def test_every_step_has_one_batch_per_ticket_and_small_tickets_cycle():
+    tickets = np.array([0] * 10 + [1] * 3 + [2] * 5)
+    loader = TicketBatchLoader(make_dataset(tickets), batch_size=4, rng=np.random.default_rng(0))
+    batches = list(loader)
+    assert len(batches) == len(loader) == 3  # ceil(10 / 4) steps for the largest ticket
+    seen = {0: [], 1: [], 2: []}
+    for Xi, _ in batches:
+        step_tickets = Xi["ticket"].numpy()
+        counts = np.bincount(step_tickets, minlength=3)
+        assert counts.tolist() == [4, 3, 4]
+        index = Xi["X"][:, 0].astype(int)
+        # every sample of a ticket's batch belongs to that ticket
+        np.testing.assert_array_equal(tickets[index], step_tickets)
+        for k in range(3):
+            seen[k].extend(index[step_tickets == k])
+    # the largest ticket sees every sample, the smaller ones are cycled
+    assert set(seen[0]) == set(range(10))
+    assert set(seen[1]) == {10, 11, 12} and len(seen[1]) == 9
+    assert set(seen[2]) == set(range(13, 18)) and len(seen[2]) == 12
+
+
+def test_ovr_batches_are_half_positives_and_labelled_with_their_detector():
+    y = np.array([0] * 6 + [1] * 2 + [2] * 4)
+    loader = TicketBatchLoader(
+        make_dataset(y, y), batch_size=4, task="ovr", rng=np.random.default_rng(0)
+    )
+    batches = list(loader)
+    assert len(batches) == 3  # ceil(6 positives / 2 per step)
+    for Xi, yi in batches:
+        for k in range(3):
+            rows = Xi["ticket"].numpy() == k
+            positives = (yi[rows] == k).sum()
+            assert rows.sum() == 4 and positives == 2
+
+
+def test_same_rng_seed_gives_same_batches():
+    tickets = np.array([0] * 7 + [1] * 9)
+
+    def order(seed):
+        loader = TicketBatchLoader(make_dataset(tickets), 3, rng=np.random.default_rng(seed))
+        return np.concatenate([Xi["X"][:, 0] for Xi, _ in loader])
+
+    np.testing.assert_array_equal(order(3), order(3))
+    assert not np.array_equal(order(3), order(4))
