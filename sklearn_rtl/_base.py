@@ -12,10 +12,13 @@ import numbers
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, is_classifier
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._collapse import collapse_from_scores, detect_collapse
 from ._diagnostics import (
     collapse_score,
     layer_similarity,
@@ -23,7 +26,13 @@ from ._diagnostics import (
     similarity_matrix,
     ticket_similarity,
 )
-from ._network import MLP, TicketNetwork, find_prunable
+from ._cnn import (
+    TicketBatchNormNetwork,
+    default_image_module,
+    network_input_shape,
+    resolve_prunable,
+)
+from ._network import MLP, TicketNetwork
 from ._routing import make_router
 from ._tickets import (
     density_schedule,
@@ -51,6 +60,31 @@ def _check_positive_float(value, name):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
 
 
+_AUTO_VALIDATION_FRACTION = 0.1
+
+
+def _split_validation(X, y, y_train, groups, fraction, seed, stratify):
+    """Hold out ``fraction`` of the rows (stratified by class when possible)."""
+    index = np.arange(len(X))
+    try:
+        fit_index, val_index = train_test_split(
+            index, test_size=fraction, random_state=seed, stratify=y if stratify else None
+        )
+    except ValueError:  # a class too small to stratify
+        fit_index, val_index = train_test_split(index, test_size=fraction, random_state=seed)
+    fit_index, val_index = np.sort(fit_index), np.sort(val_index)
+    take = (lambda a, i: None if a is None else np.asarray(a)[i])
+    validation = (X[val_index], y[val_index], take(groups, val_index))
+    return X[fit_index], y[fit_index], y_train[fit_index], take(groups, fit_index), validation
+
+
+def _check_fraction(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a float in (0, 1), got {value!r}.")
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must be in (0, 1), got {value!r}.")
+
+
 class BaseRTL(BaseEstimator):
     """Routing the Lottery, shared by the classifier and the regressor.
 
@@ -65,6 +99,8 @@ class BaseRTL(BaseEstimator):
         n_clusters=4,
         sparsity=0.8,
         n_prune_rounds=4,
+        sparsity_ceiling=0.99,
+        validation_fraction=None,
         max_epochs=10,
         share_weights=True,
         lr=1e-3,
@@ -79,6 +115,10 @@ class BaseRTL(BaseEstimator):
         module_params=None,
         optimizer_params=None,
         callbacks=None,
+        unknown_group="error",
+        input_shape=None,
+        prunable=None,
+        ticket_batchnorm=False,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.module = module
@@ -86,6 +126,8 @@ class BaseRTL(BaseEstimator):
         self.n_clusters = n_clusters
         self.sparsity = sparsity
         self.n_prune_rounds = n_prune_rounds
+        self.sparsity_ceiling = sparsity_ceiling
+        self.validation_fraction = validation_fraction
         self.max_epochs = max_epochs
         self.share_weights = share_weights
         self.lr = lr
@@ -100,10 +142,16 @@ class BaseRTL(BaseEstimator):
         self.module_params = module_params
         self.optimizer_params = optimizer_params
         self.callbacks = callbacks
+        self.unknown_group = unknown_group
+        self.input_shape = input_shape
+        self.prunable = prunable
+        self.ticket_batchnorm = ticket_batchnorm
 
     # ------------------------------------------------------------ task hooks
     _loss_task = "multiclass"
     _multi_output = False
+    _routing_options = ("kmeans", "groups")
+    _y_numeric = False
 
     def _n_outputs(self, y):
         raise NotImplementedError
@@ -126,29 +174,44 @@ class BaseRTL(BaseEstimator):
                 ) from None
             for width in hidden:
                 _check_int(width, "every entry of hidden_layer_sizes", 1)
-        if isinstance(self.sparsity, (bool, np.bool_)) or not isinstance(
+        if isinstance(self.sparsity, str):
+            if self.sparsity != "auto":
+                raise ValueError(
+                    f"sparsity must be a float in [0, 1) or 'auto', got {self.sparsity!r}."
+                )
+        elif isinstance(self.sparsity, (bool, np.bool_)) or not isinstance(
             self.sparsity, numbers.Real
         ):
-            raise TypeError(f"sparsity must be a float in [0, 1), got {self.sparsity!r}.")
-        if not 0.0 <= self.sparsity < 1.0:
+            raise TypeError(
+                f"sparsity must be a float in [0, 1) or 'auto', got {self.sparsity!r}."
+            )
+        elif not 0.0 <= self.sparsity < 1.0:
             raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity!r}.")
+        _check_fraction(self.sparsity_ceiling, "sparsity_ceiling")
+        if self.validation_fraction is not None:
+            _check_fraction(self.validation_fraction, "validation_fraction")
         _check_int(self.n_prune_rounds, "n_prune_rounds", 1)
         _check_int(self.max_epochs, "max_epochs", 1)
         _check_int(self.batch_size, "batch_size", 1)
         _check_int(self.rewind_epoch, "rewind_epoch", 0)
         _check_int(self.verbose, "verbose", 0)
         _check_positive_float(self.lr, "lr")
-        if isinstance(self.routing, str) and self.routing not in ("kmeans", "label"):
+        options = ", ".join(repr(option) for option in self._routing_options)
+        if isinstance(self.routing, str) and self.routing not in self._routing_options:
             raise ValueError(
-                f"routing must be 'kmeans', 'label' or an estimator with fit and predict, "
+                f"routing must be one of {options} or an estimator with fit and predict, "
                 f"got {self.routing!r}."
             )
         if not isinstance(self.routing, str) and not (
             hasattr(self.routing, "fit") and hasattr(self.routing, "predict")
         ):
             raise TypeError(
-                f"routing must be 'kmeans', 'label' or an estimator with fit and predict; "
+                f"routing must be one of {options} or an estimator with fit and predict; "
                 f"{type(self.routing).__name__} has no fit/predict."
+            )
+        if self.unknown_group not in ("error", "nearest"):
+            raise ValueError(
+                f"unknown_group must be 'error' or 'nearest', got {self.unknown_group!r}."
             )
         if isinstance(self.routing, str) and self.routing == "kmeans":
             _check_int(self.n_clusters, "n_clusters", 1)
@@ -160,6 +223,8 @@ class BaseRTL(BaseEstimator):
             raise ValueError(
                 f"prune_scope must be 'layer' or 'global', got {self.prune_scope!r}."
             )
+        if not isinstance(self.ticket_batchnorm, (bool, np.bool_)):
+            raise TypeError(f"ticket_batchnorm must be a bool, got {self.ticket_batchnorm!r}.")
         if not isinstance(self.share_weights, (bool, np.bool_)):
             raise TypeError(f"share_weights must be a bool, got {self.share_weights!r}.")
         if not (isinstance(self.optimizer, type) and issubclass(self.optimizer, torch.optim.Optimizer)):
@@ -182,6 +247,8 @@ class BaseRTL(BaseEstimator):
     def _build_template(self, n_features, n_outputs, hidden):
         params = dict(self.module_params or {})
         if self.module is None:
+            if len(self.input_shape_) == 3:  # image-shaped input: the default CNN
+                return default_image_module(self.input_shape_, n_outputs, params)
             return MLP(n_features, hidden, n_outputs, **params)
         if isinstance(self.module, torch.nn.Module):
             return copy.deepcopy(self.module)
@@ -225,31 +292,51 @@ class BaseRTL(BaseEstimator):
         net.partial_fit(data, y)
 
     # -------------------------------------------------------------------- fit
-    def _fit(self, X, y):
+    def _fit(self, X, y, groups=None):
+        """Fit atomically: if fitting raises, the estimator is left exactly as it was
+        (unfitted, or fitted by the previous call), never half fitted."""
+        state = dict(vars(self))
+        try:
+            return self._fit_steps(X, y, groups)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(state)
+            raise
+
+    def _fit_steps(self, X, y, groups=None):
         X, y = validate_data(
             self, X, y, dtype=np.float32, ensure_all_finite=True,
-            multi_output=self._multi_output,
+            multi_output=self._multi_output, y_numeric=self._y_numeric, allow_nd=True,
         )
         hidden = self._validate_hyperparameters(len(X))
+        X = self._flatten_input(X, reset=True)  # routers see flat rows; the network, input_shape_
         y_train = self._encode_targets(y)
         random_state = check_random_state(self.random_state)
         torch_seed, router_seed, loader_seed = random_state.randint(0, 2**31 - 1, size=3)
+        auto = isinstance(self.sparsity, str)
+        validation = None
+        if auto or self.validation_fraction is not None:
+            X, y, y_train, groups, validation = _split_validation(
+                X, y, y_train, groups, self.validation_fraction or _AUTO_VALIDATION_FRACTION,
+                int(random_state.randint(0, 2**31 - 1)), stratify=is_classifier(self),
+            )
 
-        router = make_router(self.routing, self.n_clusters, int(router_seed))
-        tickets = router.fit(X, self._router_targets(y, y_train))
+        router = make_router(self.routing, self.n_clusters, int(router_seed), self.unknown_group)
+        tickets = router.fit(X, self._router_targets(y, y_train), groups=groups)
         n_tickets = router.n_tickets_
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch_seed))
             n_outputs = self._n_outputs(y_train)
             template = self._build_template(X.shape[1], n_outputs, hidden)
-            prunable = find_prunable(template, self.prune_output_layer)
+            prunable = resolve_prunable(template, self.prunable, self.prune_output_layer)
             if not prunable:
                 raise ValueError("The module has no Linear or Conv weights to prune.")
-            network = TicketNetwork(template, n_tickets, prunable)
-            self._check_output_shape(network, X, n_outputs)
+            network_class = TicketBatchNormNetwork if self.ticket_batchnorm else TicketNetwork
+            network = network_class(template, n_tickets, prunable)
+            self._check_output_shape(network, self._to_network(X), n_outputs)
             net = self._make_net(network, np.random.default_rng(int(loader_seed)))
-            data = {"X": X, "ticket": tickets.astype(np.int64)}
+            data = {"X": self._to_network(X), "ticket": tickets.astype(np.int64)}
             theta0 = {name: w[0].clone() for name, w in network.get_weights().items()}
 
             rewind_point = theta0
@@ -262,13 +349,35 @@ class BaseRTL(BaseEstimator):
 
             masks = full_masks({n: network.get_masks()[n].shape[1:] for n in prunable}, n_tickets)
             curve = []
-            for round_index, density in enumerate(
-                density_schedule(self.sparsity, self.n_prune_rounds)
-            ):
+            schedule = density_schedule(
+                self.sparsity_ceiling if auto else self.sparsity, self.n_prune_rounds
+            )
+            if validation is not None:
+                # Held-out scores per round: the copies trained in round r + 1 (from the
+                # rewind point, under round r's masks) score round r's masks; one extra
+                # training pass (density None) scores the last round's masks.
+                self.router_, self.n_tickets_, self.net_ = router, n_tickets, net
+                candidates = [masks]
+                schedule = schedule + [None]
+            for round_index, density in enumerate(schedule):
                 self._train_stage(
-                    net, data, y_train, stage=f"prune_round_{round_index + 1}",
+                    net, data, y_train,
+                    stage=f"prune_round_{round_index + 1}" if density is not None else "validate",
                     n_copies=n_tickets, tied=False, start=rewind_point, epochs=self.max_epochs,
                 )
+                if validation is not None:
+                    score, ticket_scores = self._validation_scores(*validation)
+                    if round_index == 0:
+                        self.validation_score_dense_ = score
+                    else:
+                        curve[-1]["val_score"] = score
+                        curve[-1]["ticket_val_score"] = ticket_scores
+                        if auto and collapse_from_scores(
+                            [self.validation_score_dense_] + [r["val_score"] for r in curve]
+                        ) is not None:
+                            break  # collapsed: later rounds cannot be chosen
+                if density is None:
+                    break
                 trained = network.get_weights()
                 masks = prune_by_magnitude(
                     {n: trained[n] for n in prunable},
@@ -277,6 +386,16 @@ class BaseRTL(BaseEstimator):
                 )
                 network.set_masks(masks)
                 curve.append(self._curve_record(round_index + 1, masks))
+                if validation is not None:
+                    candidates.append({n: m.cpu() for n, m in masks.items()})
+            if auto:
+                scores = [self.validation_score_dense_] + [
+                    r["val_score"] for r in curve if "val_score" in r
+                ]
+                collapsed = collapse_from_scores(scores)
+                chosen = len(scores) - 1 if collapsed is None else collapsed - 1
+                self.auto_round_ = chosen
+                network.set_masks(candidates[chosen])
 
             self._train_stage(
                 net, data, y_train, stage="retrain", n_copies=n_tickets,
@@ -286,26 +405,68 @@ class BaseRTL(BaseEstimator):
                 network.share()
             net.initialize_optimizer()
         network.eval()
+        if not all(bool(torch.isfinite(w).all()) for w in network.get_weights().values()):
+            raise ValueError(
+                "Training produced non-finite weights (NaN or inf): X probably holds very "
+                "large values. Scale it first (e.g. StandardScaler) or lower lr."
+            )
 
         self.router_ = router
         self.n_tickets_ = n_tickets
         self.net_ = net
         self.collapse_curve_ = curve
+        detected = detect_collapse(curve)
+        self.collapse_detected_ = detected is not None
+        self.collapse_sparsity_ = None if detected is None else float(curve[detected]["sparsity"])
         self._set_diagnostics(network)
         return self
 
     def _router_targets(self, y, y_train):
         return y
 
+    def _validation_scores(self, X_val, y_val, groups_val):
+        """Held-out score of the current weights: ``(score, per-ticket scores)``.
+
+        Classifiers: balanced accuracy of the routed prediction; per ticket, under label
+        routing the one-vs-rest balanced accuracy of detector ``k`` (logit > 0), else the
+        accuracy on the held-out samples routed to ticket ``k`` (NaN if none). Other
+        estimators: their ``score`` (per-ticket scores NaN).
+        """
+        kwargs = {} if groups_val is None else {"groups": groups_val}
+        nan = np.full(self.n_tickets_, np.nan)
+        if not is_classifier(self):
+            return float(self.score(X_val, y_val, **kwargs)), nan
+        y_pred = self.classes_[np.argmax(self._decision(X_val, groups_val), axis=1)]
+        score = float(balanced_accuracy_score(y_val, y_pred))
+        ticket_scores = nan.copy()
+        if self._loss_task == "ovr":
+            logits = self._infer(X_val)[..., 0]
+            y_index = np.searchsorted(self.classes_, y_val)
+            for k in range(self.n_tickets_):
+                truth = y_index == k
+                if truth.any() and (~truth).any():
+                    ticket_scores[k] = balanced_accuracy_score(truth, logits[:, k] > 0)
+        else:
+            routed = self.router_.predict(X_val, groups_val)
+            for k in range(self.n_tickets_):
+                here = routed == k
+                if here.any():
+                    ticket_scores[k] = float(np.mean(y_pred[here] == y_val[here]))
+        return score, ticket_scores
+
     @staticmethod
     def _check_output_shape(network, X, n_expected):
+        was_training = network.training
+        network.eval()  # no batch-norm statistics from this probe
         with torch.no_grad():
             try:
-                out = network.forward_ticket(torch.as_tensor(X[:2]), 0)
+                out = network.forward_ticket(torch.tensor(X[:2]), 0)
             except RuntimeError as error:
                 raise ValueError(
                     f"The network cannot take X of shape {X.shape}: {error}"
                 ) from None
+            finally:
+                network.train(was_training)
         if out.ndim != 2 or out.shape[1] != n_expected:
             raise ValueError(
                 f"The module must return outputs of shape (n_samples, {n_expected}), "
@@ -348,6 +509,9 @@ class BaseRTL(BaseEstimator):
         numpy_masks = {n: m.numpy() for n, m in masks.items()}
         self.similarity_ = similarity_matrix(numpy_masks)
         self.layer_similarity_ = layer_similarity(numpy_masks)
+        self.layer_sparsity_ = {
+            n: 1.0 - m.reshape(len(m), -1).mean(axis=1) for n, m in numpy_masks.items()
+        }
         self.collapse_score_ = collapse_score(self.similarity_)
 
     # ------------------------------------------------------------- inference
@@ -358,9 +522,58 @@ class BaseRTL(BaseEstimator):
         masks = self.net_.module_.get_masks()
         return [{n: m[k].cpu().numpy() for n, m in masks.items()} for k in range(self.n_tickets_)]
 
+    def route(self, X, groups=None):
+        """Ticket of every sample.
+
+        For a classifier under ``routing="label"``, a sample's ticket is the class
+        whose detector scores highest (``predict``, as an index into ``classes_``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        groups : array-like of shape (n_samples,), default=None
+            Every sample's context, required by ``routing="groups"`` (ignored otherwise).
+
+        Returns
+        -------
+        tickets : ndarray of shape (n_samples,), dtype int
+            Values in ``0 .. n_tickets_ - 1``.
+        """
+        X = self._validate_predict_input(X)
+        return self._route(X, groups)
+
+    def _route(self, X, groups=None):
+        return self.router_.predict(X, groups).astype(np.int64)
+
     def _validate_predict_input(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype=np.float32, ensure_all_finite=True, reset=False)
+        if len(self._X_sample_shape) > 1:  # image input: name the shapes before sklearn does
+            self._check_sample_shape(np.shape(X)[1:])
+        X = validate_data(
+            self, X, dtype=np.float32, ensure_all_finite=True, reset=False,
+            allow_nd=len(self._X_sample_shape) > 1,
+        )
+        return self._flatten_input(X, reset=False)
+
+    def _flatten_input(self, X, reset):
+        """Validated ``X`` as flat rows ``(n_samples, n_values)``; sets ``input_shape_`` on fit."""
+        if reset:
+            self.input_shape_ = network_input_shape(X.shape[1:], self.module, self.input_shape)
+            self._X_sample_shape = tuple(X.shape[1:])
+        else:
+            self._check_sample_shape(X.shape[1:])
+        return X.reshape(len(X), -1)
+
+    def _check_sample_shape(self, shape):
+        if tuple(shape) != self._X_sample_shape:
+            raise ValueError(
+                f"X has samples of shape {tuple(shape)}, but {type(self).__name__} was "
+                f"fitted on samples of shape {self._X_sample_shape}."
+            )
+
+    def _to_network(self, X):
+        """Flat rows reshaped to what the network takes: ``(n_samples, *input_shape_)``."""
+        return X.reshape(len(X), *self.input_shape_)
 
     def _infer(self, X, tickets=None):
         """Network outputs for validated ``X``, in chunks, without gradients.
@@ -374,9 +587,17 @@ class BaseRTL(BaseEstimator):
         outputs = []
         with torch.inference_mode():
             for start in range(0, len(X), _INFER_BATCH):
-                xb = torch.as_tensor(X[start : start + _INFER_BATCH], device=device)
+                xb = torch.as_tensor(
+                    self._to_network(X[start : start + _INFER_BATCH]), device=device
+                )
                 tb = None
                 if tickets is not None:
                     tb = torch.as_tensor(tickets[start : start + _INFER_BATCH], device=device)
                 outputs.append(network(xb, tb).double().cpu())
-        return torch.cat(outputs).numpy()
+        out = torch.cat(outputs).numpy()
+        if not np.isfinite(out).all():
+            raise ValueError(
+                "The network's outputs for X are not finite (NaN or inf): X probably holds "
+                "values far larger than the training data. Scale it as in fit."
+            )
+        return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import ClassifierMixin
+from sklearn.metrics import accuracy_score
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import BaseRTL
@@ -31,13 +32,18 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
     Parameters
     ----------
     hidden_layer_sizes : tuple of int, default=(256, 256)
-        Hidden widths of the default MLP (ignored when ``module`` is given).
+        Hidden widths of the default MLP (ignored when ``module`` is given or ``X`` is
+        image-shaped).
     module : torch.nn.Module class or instance, default=None
-        A custom network mapping ``X`` to logits of shape ``(n_samples, n_outputs)``, where
+        A custom network mapping ``X`` (of shape ``(n_samples, *input_shape_)``, any
+        number of dimensions) to logits of shape ``(n_samples, n_outputs)``, where
         ``n_outputs`` is the number of classes (or 1 under ``routing="label"``). A class is
         built with ``module_params``; an instance is deep-copied, never modified. ``None``
-        builds an :class:`~sklearn_rtl.MLP`.
-    routing : {"kmeans", "label"} or estimator, default="kmeans"
+        builds an :class:`~sklearn_rtl.MLP` for 2-D ``X`` and a
+        :class:`~sklearn_rtl.SmallCNN` (conv blocks with batch norm, global pooling, linear
+        head; ``module_params`` go to it) for images: ``X`` of shape ``(n, H, W)`` or
+        ``(n, C, H, W)``, or flat ``X`` with ``input_shape``.
+    routing : {"kmeans", "label", "groups"} or estimator, default="kmeans"
         How samples are assigned to tickets.
 
         - ``"kmeans"``: KMeans with ``n_clusters`` on standardized inputs (seeded from
@@ -47,16 +53,40 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
           batches (half its class, half the others). ``predict`` runs every detector and
           takes the highest score; ``predict_proba`` normalizes the detectors' sigmoid
           scores to sum to one.
+        - ``"groups"``: one ticket per distinct value of the ``groups`` array passed to
+          ``fit``, ``predict``, ``predict_proba``, ``score`` and ``route`` (a known context:
+          the paper's environment or region tickets). Inside a Pipeline or a search, enable
+          metadata routing and request it with ``set_fit_request(groups=True)``,
+          ``set_predict_request(groups=True)`` and ``set_score_request(groups=True)``.
         - an estimator with ``fit``/``predict`` (a clusterer, or a classifier of some
           context such as the environment): cloned, fitted on ``(X, y)`` (``y`` only if its
           ``fit`` takes it) and used as the router; one ticket per distinct output.
     n_clusters : int, default=4
         Number of KMeans tickets (``routing="kmeans"`` only). ``1`` is the single-ticket
         IMP baseline.
-    sparsity : float in [0, 1), default=0.8
-        Fraction of the prunable weights every ticket removes.
+    sparsity : float in [0, 1) or "auto", default=0.8
+        Fraction of the prunable weights every ticket removes. ``"auto"`` holds out
+        ``validation_fraction`` of the training rows (0.1 if that is ``None``), prunes on
+        the geometric schedule up to ``sparsity_ceiling`` and scores the tickets on the
+        held-out rows after every round; it keeps the masks of the last round before the
+        held-out balanced accuracy first falls more than 0.02 below the best earlier
+        score (:func:`~sklearn_rtl.collapse_from_scores`), or the ceiling's masks if it
+        never does, then retrains as usual on the remaining rows. Pruning stops at the
+        first collapsed round. The label-free similarity rule is *not* used for this: it
+        was not reliable on our data (``docs/paper-reproduction.md``).
     n_prune_rounds : int, default=4
-        Pruning rounds of ticket extraction.
+        Pruning rounds of ticket extraction (with ``sparsity="auto"``, the rounds up to
+        ``sparsity_ceiling``: more rounds give a finer choice).
+    sparsity_ceiling : float in (0, 1), default=0.99
+        Highest sparsity ``sparsity="auto"`` tries; ignored for a numeric ``sparsity``.
+    validation_fraction : float in (0, 1) or None, default=None
+        Fraction of the training rows held out (stratified) to score the tickets after
+        every pruning round; ``None`` holds nothing out (unless ``sparsity="auto"``). The
+        score of round ``r``'s masks is that of the per-ticket weight copies trained in
+        round ``r + 1`` (from the rewind point, under round ``r``'s masks, untied: the
+        independent tickets, not the jointly retrained model); one extra training pass
+        scores the last round. Scores go into ``collapse_curve_`` (``val_score``,
+        ``ticket_val_score``) and the dense network's into ``validation_score_dense_``.
     max_epochs : int, default=10
         Epochs of every pruning round and of the final retraining. An epoch lets the
         largest ticket see each of its samples once.
@@ -92,12 +122,32 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
         Extra keyword arguments for the optimizer, e.g. ``{"weight_decay": 1e-4}``.
     callbacks : list of skorch callbacks, default=None
         Added to the skorch net (deep-copied).
+    unknown_group : {"error", "nearest"}, default="error"
+        Under ``routing="groups"``, what a group value never seen in ``fit`` gets at
+        predict time: a ``ValueError``, or the ticket of the group whose standardized
+        feature centroid is nearest to the sample (e.g. for ``GroupKFold`` splits, whose
+        test groups are always unseen).
+    input_shape : tuple of int, default=None
+        Shape every sample is reshaped to before it enters the network, e.g. ``(1, 28, 28)``
+        for flat 784-pixel rows; routers always see flat rows. Without ``module``, a
+        2- or 3-entry ``input_shape`` selects the default CNN.
+    prunable : list of str or callable, default=None
+        Which parameters carry ticket masks. ``None``: every Linear and Conv (1-3 D)
+        weight, except the last such layer unless ``prune_output_layer`` (biases,
+        normalization layers and the classifier stay dense, as in the paper). A list:
+        exactly these parameter names of the module. A callable ``f(name, parameter) ->
+        bool``: every parameter it accepts.
+    ticket_batchnorm : bool, default=False
+        Whether every ticket keeps its own batch-norm running statistics (its samples
+        normalize it at training and at predict time). ``False`` keeps them shared, as in
+        the paper; affine batch-norm weights are dense and shared either way. Only matters
+        for networks with batch norm (see ``docs/images.md`` for the measurement).
 
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Only when ``X`` has string column names.
     n_tickets_ : int
         Number of tickets ``K``.
@@ -105,7 +155,7 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
         The fitted router.
     masks_ : list of dict of str to ndarray of bool
         Per ticket, the mask of every prunable layer.
-    ticket_sparsity_ : ndarray of shape (n_tickets_,)
+    ticket_sparsity_ : ndarray of shape (`n_tickets_`,)
         Fraction of the prunable weights every ticket removed.
     sparsity_ : float
         Fraction of the prunable weights no ticket keeps (from the union of masks).
@@ -114,16 +164,33 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
         parameters; with ``share_weights=False`` the sum over tickets.
     n_params_dense_ : int
         Parameters of one dense network.
-    similarity_ : ndarray of shape (n_tickets_, n_tickets_)
+    similarity_ : ndarray of shape (`n_tickets_`, `n_tickets_`)
         Jaccard similarity of the tickets' masks over all prunable weights.
-    layer_similarity_ : dict of str to ndarray of shape (n_tickets_, n_tickets_)
+    layer_similarity_ : dict of str to ndarray of shape (`n_tickets_`, `n_tickets_`)
         The same per layer.
+    layer_sparsity_ : dict of str to ndarray of shape (`n_tickets_`,)
+        Per prunable layer, the fraction of its weights every ticket removed.
+    input_shape_ : tuple of int
+        Shape of one sample as the network takes it: ``(n_features,)`` for the MLP,
+        ``(C, H, W)`` for the default CNN.
     collapse_score_ : float
         Mean pairwise similarity in ``[0, 1]`` (``1.0`` for a single ticket).
     collapse_curve_ : list of dict
         One record per pruning round: ``round``, ``sparsity``, ``ticket_sparsity``,
         ``similarity`` (mean pairwise), ``ticket_similarity``, ``layer_similarity`` and
-        ``random_similarity`` (what random masks of that density would score).
+        ``random_similarity`` (what random masks of that density would score); with
+        held-out scoring also ``val_score`` (balanced accuracy) and ``ticket_val_score``
+        (per ticket: its detector's one-vs-rest balanced accuracy under label routing,
+        else the accuracy on the held-out rows routed to it).
+    collapse_detected_ : bool
+        Whether the label-free rule :func:`~sklearn_rtl.detect_collapse` fired on
+        ``collapse_curve_`` (a rise of the mean pairwise Jaccard between rounds).
+    collapse_sparsity_ : float or None
+        Sparsity of the first round flagged by that rule, ``None`` if none was.
+    validation_score_dense_ : float
+        Held-out balanced accuracy of the dense tickets (only with held-out scoring).
+    auto_round_ : int
+        With ``sparsity="auto"``: the round whose masks were kept (``0`` = dense).
     net_ : TicketNet
         The fitted skorch net; ``net_.history`` holds every epoch with its ``stage``.
 
@@ -141,6 +208,8 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
     >>> clf.n_tickets_, clf.ticket_sparsity_.round(2).tolist()
     (2, [0.8, 0.8])
     """
+
+    _routing_options = ("kmeans", "label", "groups")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -167,7 +236,7 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
     def _router_targets(self, y, y_train):
         return y_train if self._loss_task == "ovr" else y
 
-    def fit(self, X, y):
+    def fit(self, X, y, groups=None):
         """Extract the tickets and retrain them jointly.
 
         Parameters
@@ -176,63 +245,60 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
             Training data; not modified.
         y : array-like of shape (n_samples,)
             Class labels (any hashable values).
+        groups : array-like of shape (n_samples,), default=None
+            Every sample's context, required by ``routing="groups"`` (ignored otherwise).
 
         Returns
         -------
         self : RTLClassifier
             The fitted estimator.
         """
-        return self._fit(X, y)
+        return self._fit(X, y, groups)
 
-    def route(self, X):
-        """Ticket of every sample.
-
-        Under ``routing="label"`` a sample's ticket is the class whose detector scores
-        highest (the same as ``predict``, as an index into ``classes_``).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        tickets : ndarray of shape (n_samples,), dtype int
-            Values in ``0 .. n_tickets_ - 1``.
-        """
-        X = self._validate_predict_input(X)
-        return self._route(X)
-
-    def _route(self, X):
+    def _route(self, X, groups=None):
         if self._loss_task == "ovr":
             return np.argmax(self._infer(X)[..., 0], axis=1)
-        return self.router_.predict(X).astype(np.int64)
+        return super()._route(X, groups)
 
-    def decision_function(self, X):
-        """Per-class scores (logits) of every sample's ticket.
+    def decision_function(self, X, groups=None):
+        """Confidence scores; ``predict`` takes their argmax (or, binary, their sign).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+        groups : array-like of shape (n_samples,), default=None
+            Every sample's context, required by ``routing="groups"`` (ignored otherwise).
 
         Returns
         -------
-        scores : ndarray of shape (n_samples, n_classes)
-            Under ``routing="label"`` column ``k`` is detector ``k``'s logit.
+        scores : ndarray of shape (n_samples, n_classes), or (n_samples,) for two classes
+            Per-class logits of every sample's ticket; ``predict_proba`` is their softmax.
+            Under ``routing="label"`` column ``k`` is detector ``k``'s log-probability
+            (log-sigmoid of its logit), so that here too ``predict_proba`` is their
+            softmax. With two classes, as in scikit-learn, the score of ``classes_[1]``
+            minus that of ``classes_[0]``: positive means ``classes_[1]``, and it ranks
+            samples exactly as ``predict_proba[:, 1]`` does.
         """
         X = self._validate_predict_input(X)
-        return self._decision(X)
+        scores = self._decision(X, groups)
+        if len(self.classes_) == 2:
+            return scores[:, 1] - scores[:, 0]
+        return scores
 
-    def _decision(self, X):
+    def _decision(self, X, groups=None):
         if self._loss_task == "ovr":
-            return self._infer(X)[..., 0]
-        return self._infer(X, self.router_.predict(X).astype(np.int64))
+            # log(sigmoid(s)), stable for any s
+            return -np.logaddexp(0.0, -self._infer(X)[..., 0])
+        return self._infer(X, self.router_.predict(X, groups).astype(np.int64))
 
-    def predict_proba(self, X):
+    def predict_proba(self, X, groups=None):
         """Class probabilities.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+        groups : array-like of shape (n_samples,), default=None
+            Every sample's context, required by ``routing="groups"`` (ignored otherwise).
 
         Returns
         -------
@@ -241,20 +307,18 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
             normalized.
         """
         X = self._validate_predict_input(X)
-        scores = self._decision(X)
-        if self._loss_task == "ovr":
-            proba = 1.0 / (1.0 + np.exp(-scores))
-            proba = np.maximum(proba, np.finfo(np.float64).tiny)
-        else:
-            proba = np.exp(scores - scores.max(axis=1, keepdims=True))
+        scores = self._decision(X, groups)
+        proba = np.exp(scores - scores.max(axis=1, keepdims=True))
         return proba / proba.sum(axis=1, keepdims=True)
 
-    def predict(self, X):
+    def predict(self, X, groups=None):
         """Class of every sample.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+        groups : array-like of shape (n_samples,), default=None
+            Every sample's context, required by ``routing="groups"`` (ignored otherwise).
 
         Returns
         -------
@@ -262,4 +326,21 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
             Labels from ``classes_``.
         """
         X = self._validate_predict_input(X)
-        return self.classes_[np.argmax(self._decision(X), axis=1)]
+        return self.classes_[np.argmax(self._decision(X, groups), axis=1)]
+
+    def score(self, X, y, sample_weight=None, groups=None):
+        """Accuracy of ``predict(X, groups)`` against ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+        groups : array-like of shape (n_samples,), default=None
+            Every sample's context, required by ``routing="groups"``.
+
+        Returns
+        -------
+        score : float
+        """
+        return accuracy_score(y, self.predict(X, groups), sample_weight=sample_weight)

@@ -39,7 +39,7 @@ def jaccard(mask_a, mask_b) -> float:
     union = np.count_nonzero(a | b)
     if union == 0:
         return 1.0
-    return np.count_nonzero(a & b) / union
+    return float(np.count_nonzero(a & b) / union)
 
 
 def _as_matrix(masks) -> np.ndarray:
@@ -85,10 +85,18 @@ def layer_similarity(masks: dict) -> dict[str, np.ndarray]:
     Parameters
     ----------
     masks : dict of str to array of shape (n_tickets, ...)
+        Ticket masks per layer, e.g. ``{name: m.numpy()}`` of a ticket network's masks.
 
     Returns
     -------
     similarity : dict of str to ndarray of shape (n_tickets, n_tickets)
+        One symmetric matrix per layer, with ones on the diagonal.
+
+    Examples
+    --------
+    >>> masks = {"fc1": [[1, 1, 0, 0], [1, 1, 0, 0]], "fc2": [[1, 0], [0, 1]]}
+    >>> {name: s[0, 1] for name, s in layer_similarity(masks).items()}
+    {'fc1': np.float64(1.0), 'fc2': np.float64(0.0)}
     """
     return {name: similarity_matrix(np.asarray(m)) for name, m in masks.items()}
 
@@ -99,11 +107,17 @@ def ticket_similarity(similarity) -> np.ndarray:
     Parameters
     ----------
     similarity : array-like of shape (n_tickets, n_tickets)
+        A similarity matrix such as :func:`similarity_matrix` returns.
 
     Returns
     -------
     scores : ndarray of shape (n_tickets,)
-        ``1.0`` for a single ticket.
+        Row means without the diagonal; ``[1.0]`` for a single ticket.
+
+    Examples
+    --------
+    >>> ticket_similarity([[1.0, 0.2, 0.4], [0.2, 1.0, 0.6], [0.4, 0.6, 1.0]]).round(2).tolist()
+    [0.3, 0.4, 0.5]
     """
     similarity = np.asarray(similarity, dtype=np.float64)
     n = len(similarity)
@@ -116,11 +130,21 @@ def collapse_score(similarity) -> float:
     """Mean pairwise similarity between distinct tickets, in ``[0, 1]``.
 
     High values mean the tickets have collapsed onto the same weights; a single ticket
-    scores ``1.0``.
+    scores ``1.0``. Compare it with :func:`random_mask_jaccard` at the tickets' density.
+
+    Parameters
+    ----------
+    similarity : array-like of shape (n_tickets, n_tickets)
+        A similarity matrix such as :func:`similarity_matrix` returns.
+
+    Returns
+    -------
+    score : float
+        The mean of :func:`ticket_similarity`.
 
     Examples
     --------
-    >>> collapse_score([[1.0, 0.2, 0.4], [0.2, 1.0, 0.6], [0.4, 0.6, 1.0]])
+    >>> round(collapse_score([[1.0, 0.2, 0.4], [0.2, 1.0, 0.6], [0.4, 0.6, 1.0]]), 6)
     0.4
     """
     return float(np.mean(ticket_similarity(similarity)))
@@ -131,6 +155,16 @@ def random_mask_jaccard(density):
 
     The reference level for :func:`collapse_score`: tickets that share no more weights than
     chance score about this.
+
+    Parameters
+    ----------
+    density : float or array-like of float
+        Fraction of the weights every mask keeps (``1 - sparsity``), in ``[0, 1]``.
+
+    Returns
+    -------
+    similarity : float or ndarray
+        A float for a scalar ``density``, else an array of its shape.
 
     Examples
     --------

@@ -11,8 +11,11 @@ dense tensor ``theta`` (RTL); with ``n_tickets`` copies every ticket owns its we
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+
+from ._tickets import pack_masks, unpack_masks
 
 __all__ = ["MLP", "TicketNetwork", "find_prunable"]
 
@@ -74,6 +77,52 @@ def _key(name: str) -> str:
     return name.replace(".", "__")
 
 
+def _has_hooks(module: nn.Module) -> bool:
+    return any(
+        getattr(module, attr, None)
+        for attr in (
+            "_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
+            "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs",
+        )
+    )
+
+
+def _linear_relu_plan(template: nn.Module, param_names: list[str]):
+    """The layers of a plain ``Linear``/``ReLU`` stack, or ``None`` for any other module.
+
+    Recognized: :class:`MLP` and (nested) ``nn.Sequential`` containers whose leaves are
+    ``nn.Linear``, ``nn.ReLU`` or ``nn.Identity``, without hooks, every parameter a Linear
+    weight or bias. Returns a list of ``("linear", weight_name, bias_name_or_None)`` and
+    ``("relu",)`` steps that computes exactly what the module's ``forward`` does.
+    """
+    plan: list[tuple] = []
+    seen: list[str] = []
+
+    def walk(module, prefix):
+        if _has_hooks(module):
+            return False
+        if type(module) is MLP:
+            return walk(module.layers, f"{prefix}layers.")
+        if type(module) is nn.Sequential:
+            return all(walk(child, f"{prefix}{name}.") for name, child in module.named_children())
+        if type(module) is nn.Linear:
+            weight = f"{prefix}weight"
+            bias = f"{prefix}bias" if f"{prefix}bias" in param_names else None
+            plan.append(("linear", weight, bias))
+            seen.extend([weight] + ([bias] if bias else []))
+            return True
+        if type(module) is nn.ReLU:
+            plan.append(("relu",))
+            return True
+        return type(module) is nn.Identity
+
+    if not walk(template, "") or sorted(seen) != sorted(param_names):
+        return None
+    if not any(step[0] == "linear" for step in plan):
+        return None
+    return plan
+
+
 class TicketNetwork(nn.Module):
     """``n_tickets`` masked subnetworks of one template module.
 
@@ -86,6 +135,15 @@ class TicketNetwork(nn.Module):
         Number of tickets ``K``.
     prunable : list of str
         Names of the template's parameters that carry masks.
+
+    Notes
+    -----
+    Plain ``Linear``/``ReLU`` stacks (the default :class:`MLP`, ``nn.Sequential``) take a
+    fast path: the masked weights of all tickets are formed once per forward as one
+    ``(n_tickets, out, in)`` tensor per layer, and the tickets run together as batched
+    matrix products (``bmm``) instead of one ``functional_call`` per ticket. Every other
+    module takes the generic ``functional_call`` path. Set ``fast_path = False`` to force
+    the generic path. Pickling stores the masks bit-packed (1 bit per weight).
     """
 
     def __init__(self, template: nn.Module, n_tickets: int, prunable: list[str]):
@@ -93,6 +151,8 @@ class TicketNetwork(nn.Module):
         self.n_tickets = int(n_tickets)
         self.param_names = [name for name, _ in template.named_parameters()]
         self.prunable = list(prunable)
+        self.plan_ = _linear_relu_plan(template, self.param_names)
+        self.fast_path = True
         self.weights = nn.ParameterDict()
         self.masks = nn.Module()
         for name in self.param_names:
@@ -152,10 +212,94 @@ class TicketNetwork(nn.Module):
             params[name] = weight
         return params
 
+    def stacked_parameters(self) -> dict[str, torch.Tensor]:
+        """Every ticket's parameters at once, masked where prunable.
+
+        Returns ``{name: tensor of shape (n_tickets, *shape)}`` for prunable weights and
+        ``(n_copies, *shape)`` for the others (a leading 1 broadcasts over tickets). One
+        elementwise product per layer: the masked weights of all tickets, computed once.
+        """
+        params = {}
+        for name in self.param_names:
+            weight = self.weights[_key(name)]
+            if name in self.prunable:
+                weight = weight * getattr(self.masks, _key(name))
+            params[name] = weight
+        return params
+
+    # ---------------------------------------------------------------- pickle
+    def __getstate__(self):
+        # Masks travel bit-packed (1 bit per weight, not a byte); weights as they are.
+        state = self.__dict__.copy()
+        modules = dict(state["_modules"])
+        masks = {name: getattr(modules["masks"], _key(name)) for name in self.prunable}
+        device = str(next(iter(masks.values())).device) if masks else "cpu"
+        modules["masks"] = nn.Module()
+        state["_modules"] = modules
+        state["_packed_masks"] = (pack_masks(masks), device)
+        return state
+
+    def __setstate__(self, state):
+        packed = state.pop("_packed_masks", None)
+        super().__setstate__(state)
+        if packed is None:
+            return
+        masks = unpack_masks(packed[0])
+        device = next(iter(self.weights.values())).device
+        holder = nn.Module()
+        for name in self.prunable:
+            holder.register_buffer(_key(name), masks[name].to(device))
+        self._modules["masks"] = holder
+
     # ---------------------------------------------------------------- forward
     def forward_ticket(self, X: torch.Tensor, ticket: int) -> torch.Tensor:
         """Run ``X`` through ticket ``ticket``'s subnetwork."""
+        if self._use_fast(X):
+            return self._plan_2d(X, self.ticket_parameters(ticket))
         return functional_call(self.template, self.ticket_parameters(ticket), (X,))
+
+    def _use_fast(self, X) -> bool:
+        return self.fast_path and getattr(self, "plan_", None) is not None and X.ndim == 2
+
+    def _plan_2d(self, X, params):
+        """One ticket's pass through the Linear/ReLU plan (``params`` without ticket axis)."""
+        h = X
+        for step in self.plan_:
+            if step[0] == "relu":
+                h = torch.relu(h)
+            else:
+                h = F.linear(h, params[step[1]], params[step[2]] if step[2] else None)
+        return h
+
+    def _plan_batched(self, X, params, shared_input):
+        """All selected tickets at once: ``X`` is ``(n, in)`` when ``shared_input`` (every
+        ticket sees every sample) else ``(T, n, in)``; ``params`` have a leading ticket axis
+        of ``T`` (or 1, broadcast). Returns ``(T, n, out)``."""
+        h = X
+        n_sel = max(p.shape[0] for p in params.values())
+        for step in self.plan_:
+            if step[0] == "relu":
+                h = torch.relu(h)
+                continue
+            weight = params[step[1]]
+            bias = params[step[2]] if step[2] else None
+            if shared_input:
+                # First layer, one input for all tickets: a single (n, in) x (in, T*out).
+                t, n_out = weight.shape[0], weight.shape[1]
+                flat_bias = bias.expand(t, n_out).reshape(-1) if bias is not None else None
+                h = F.linear(h, weight.reshape(t * n_out, -1), flat_bias)
+                h = h.view(len(X), t, n_out).transpose(0, 1)
+                if t < n_sel:
+                    h = h.expand(n_sel, *h.shape[1:])
+                shared_input = False
+                continue
+            weight = weight.expand(n_sel, *weight.shape[1:])
+            if bias is None:
+                h = torch.bmm(h, weight.transpose(1, 2))
+            else:
+                bias = bias.expand(n_sel, bias.shape[-1]).unsqueeze(1)
+                h = torch.baddbmm(bias, h, weight.transpose(1, 2))
+        return h
 
     def forward(self, X: torch.Tensor, ticket: torch.Tensor | None = None) -> torch.Tensor:
         """Routed forward pass.
@@ -172,6 +316,46 @@ class TicketNetwork(nn.Module):
         out : Tensor of shape (n_samples, n_outputs), or (n_samples, n_tickets, n_outputs)
             when ``ticket`` is None.
         """
+        if not self._use_fast(X):
+            return self._forward_generic(X, ticket)
+        params = self.stacked_parameters()
+        if ticket is None:
+            return self._plan_batched(X, params, shared_input=True).transpose(0, 1).contiguous()
+        ticket = ticket.reshape(-1).to(device=X.device, dtype=torch.long)
+        counts = torch.bincount(ticket, minlength=self.n_tickets)
+        present = torch.nonzero(counts).flatten()
+        present_list = present.tolist()
+        if len(present_list) == 1:
+            k = present_list[0]
+            return self._plan_2d(X, {n: p[k if p.shape[0] > 1 else 0] for n, p in params.items()})
+        is_sorted = bool((ticket[1:] >= ticket[:-1]).all())
+        order = None if is_sorted else torch.argsort(ticket, stable=True)
+        Xs = X if order is None else X.index_select(0, order)
+        sizes = counts[present].tolist()
+        if min(sizes) == max(sizes):
+            # Balanced groups (every training step): one bmm per layer for all tickets.
+            if len(present_list) < self.n_tickets:
+                params = {
+                    n: p.index_select(0, present) if p.shape[0] > 1 else p
+                    for n, p in params.items()
+                }
+            grouped = Xs.reshape(len(present_list), sizes[0], *X.shape[1:])
+            out = self._plan_batched(grouped, params, shared_input=False)
+            out = out.reshape(len(X), *out.shape[2:])
+        else:
+            # Unequal groups (routed prediction): one pass per ticket, masked weights shared.
+            parts = []
+            for k, chunk in zip(present_list, torch.split(Xs, sizes)):
+                parts.append(
+                    self._plan_2d(chunk, {n: p[k if p.shape[0] > 1 else 0] for n, p in params.items()})
+                )
+            out = torch.cat(parts)
+        if order is None:
+            return out
+        return out.new_empty(out.shape).index_copy(0, order, out)
+
+    def _forward_generic(self, X, ticket):
+        """``functional_call`` per ticket: any module."""
         if ticket is None:
             return torch.stack([self.forward_ticket(X, k) for k in range(self.n_tickets)], 1)
         ticket = ticket.reshape(-1)
@@ -188,9 +372,17 @@ class TicketNetwork(nn.Module):
         return out
 
     # --------------------------------------------------------------- updates
-    def snapshot(self) -> dict[str, torch.Tensor]:
-        """Copy of the weights before an optimizer step, for :meth:`masked_update`."""
-        return {key: p.detach().clone() for key, p in self.weights.items()}
+    def snapshot(self, prunable_only: bool = False) -> dict[str, torch.Tensor]:
+        """Copy of the weights before an optimizer step, for :meth:`masked_update`.
+
+        ``prunable_only=True`` copies only the masked weights: enough for an untied update.
+        """
+        keys = {_key(n) for n in self.prunable} if prunable_only else None
+        return {
+            key: p.detach().clone()
+            for key, p in self.weights.items()
+            if keys is None or key in keys
+        }
 
     @torch.no_grad()
     def masked_update(self, before: dict[str, torch.Tensor], tied: bool) -> None:
@@ -204,12 +396,13 @@ class TicketNetwork(nn.Module):
         """
         for name in self.param_names:
             key = _key(name)
-            param, old = self.weights[key], before[key]
+            param = self.weights[key]
             mask = getattr(self.masks, key) if name in self.prunable else None
             if not tied:
                 if mask is not None:
-                    param.copy_(torch.where(mask, param, old))
+                    torch.where(mask, param, before[key], out=param)
                 continue
+            old = before[key]
             delta = param - old
             if mask is not None:
                 delta = torch.where(mask, delta, 0.0)

@@ -2,8 +2,12 @@
 
 A router is fitted once on the training data and maps samples to ticket ids
 ``0 .. n_tickets - 1``. ``"kmeans"`` clusters standardized inputs; ``"label"`` makes one
-ticket per class (decided at predict time by the detectors themselves); any estimator with
+ticket per class (decided at predict time by the detectors themselves); ``"groups"`` makes
+one ticket per value of a known context array passed as ``groups``; any estimator with
 ``fit``/``predict`` (a clusterer, or a classifier of the environment) can route.
+
+Every router has ``fit(X, y=None, groups=None) -> tickets`` and
+``predict(X, groups=None) -> tickets`` and sets ``n_tickets_``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from sklearn.cluster import KMeans
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-__all__ = ["EstimatorRouter", "KMeansRouter", "LabelRouter", "make_router"]
+__all__ = ["EstimatorRouter", "GroupRouter", "KMeansRouter", "LabelRouter", "make_router"]
 
 
 class EstimatorRouter:
@@ -34,7 +38,7 @@ class EstimatorRouter:
     def __init__(self, estimator):
         self.estimator = estimator
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, groups=None):
         self.estimator_ = clone(self.estimator, safe=False)
         if "y" in inspect.signature(self.estimator_.fit).parameters:
             self.estimator_.fit(X, y)
@@ -54,7 +58,7 @@ class EstimatorRouter:
             )
         return labels
 
-    def predict(self, X):
+    def predict(self, X, groups=None):
         labels = self._raw_predict(X)
         tickets = np.searchsorted(self.ticket_labels_, labels)
         tickets = np.clip(tickets, 0, self.n_tickets_ - 1)
@@ -82,23 +86,94 @@ class KMeansRouter(EstimatorRouter):
 class LabelRouter:
     """One ticket per class; ticket ``k`` is the one-vs-rest detector of class ``k``."""
 
-    def fit(self, X, y):
+    def fit(self, X, y, groups=None):
         self.n_tickets_ = int(np.max(y)) + 1
         return np.asarray(y)
 
 
-def make_router(routing, n_clusters, random_state):
+class GroupRouter:
+    """One ticket per distinct value of a known context (``groups``), as the paper routes
+    by environment or semantic region.
+
+    Parameters
+    ----------
+    unknown_group : {"error", "nearest"}, default="error"
+        What a group value never seen in ``fit`` gets at predict time: a ``ValueError``,
+        or the ticket of the group whose (standardized) feature centroid is nearest to
+        the sample.
+    """
+
+    def __init__(self, unknown_group="error"):
+        self.unknown_group = unknown_group
+
+    @staticmethod
+    def _check_groups(X, groups):
+        if groups is None:
+            raise ValueError(
+                "routing='groups' needs the context of every sample: pass groups=... "
+                "(inside a Pipeline or search, enable metadata routing and call "
+                "set_fit_request(groups=True) / set_predict_request(groups=True) / "
+                "set_score_request(groups=True))."
+            )
+        groups = np.asarray(groups)
+        if groups.ndim != 1 or len(groups) != len(X):
+            raise ValueError(
+                f"groups must be a 1-D array with one value per sample: got shape "
+                f"{groups.shape} for {len(X)} samples."
+            )
+        return groups
+
+    def fit(self, X, y=None, groups=None):
+        groups = self._check_groups(X, groups)
+        self.ticket_labels_, tickets = np.unique(groups, return_inverse=True)
+        self.n_tickets_ = len(self.ticket_labels_)
+        self.scaler_ = StandardScaler().fit(X)
+        scaled = self.scaler_.transform(X)
+        self.centroids_ = np.stack(
+            [scaled[tickets == k].mean(axis=0) for k in range(self.n_tickets_)]
+        )
+        return tickets.reshape(-1)
+
+    def predict(self, X, groups=None):
+        groups = self._check_groups(X, groups)
+        if groups.dtype.kind != self.ticket_labels_.dtype.kind and not (
+            groups.dtype.kind in "iuf" and self.ticket_labels_.dtype.kind in "iuf"
+        ):
+            known = np.zeros(len(groups), dtype=bool)
+            tickets = np.zeros(len(groups), dtype=np.int64)
+        else:
+            tickets = np.clip(
+                np.searchsorted(self.ticket_labels_, groups), 0, self.n_tickets_ - 1
+            )
+            known = self.ticket_labels_[tickets] == groups
+        if not np.all(known):
+            if self.unknown_group == "error":
+                raise ValueError(
+                    f"groups holds values never seen during fit: "
+                    f"{np.unique(groups[~known]).tolist()[:5]}. Known groups: "
+                    f"{self.ticket_labels_.tolist()[:10]}. Set unknown_group='nearest' to "
+                    f"route them to the ticket of the nearest group centroid."
+                )
+            scaled = self.scaler_.transform(X[~known])
+            distances = ((scaled[:, None, :] - self.centroids_[None]) ** 2).sum(-1)
+            tickets[~known] = distances.argmin(axis=1)
+        return tickets.astype(np.int64)
+
+
+def make_router(routing, n_clusters, random_state, unknown_group="error"):
     """Build the router for a ``routing`` parameter value (validated by the caller)."""
     if isinstance(routing, str):
         if routing == "kmeans":
             return KMeansRouter(n_clusters, random_state)
         if routing == "label":
             return LabelRouter()
+        if routing == "groups":
+            return GroupRouter(unknown_group)
     if isinstance(routing, BaseEstimator) or (
         hasattr(routing, "fit") and hasattr(routing, "predict")
     ):
         return EstimatorRouter(routing)
     raise ValueError(
-        f"routing must be 'kmeans', 'label' or an estimator with fit and predict, "
-        f"got {routing!r}."
+        f"routing must be 'kmeans', 'label', 'groups' or an estimator with fit and "
+        f"predict, got {routing!r}."
     )

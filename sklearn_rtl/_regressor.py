@@ -1,0 +1,129 @@
+"""RTLRegressor: Routing the Lottery for (multi-output) regression."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from sklearn.metrics import r2_score
+
+from ._base import BaseRTL
+
+
+class RTLRegressor(RegressorMixin, BaseRTL):
+    """Routing the Lottery for regression: one sparse ticket per cluster or context.
+
+    The same two stages as :class:`~sklearn_rtl.RTLClassifier` (per-ticket iterative
+    magnitude pruning from a shared ``theta0``, then joint retraining of one shared weight
+    tensor), with a squared-error loss on standardized targets. The paper's speech and
+    INR experiments are of this kind, routed by a known context (``routing="groups"``).
+
+    Parameters
+    ----------
+    hidden_layer_sizes, module, n_clusters, sparsity, n_prune_rounds, max_epochs, \
+share_weights, lr, batch_size, optimizer, device, random_state, verbose, prune_scope, \
+prune_output_layer, rewind_epoch, module_params, optimizer_params, callbacks, unknown_group
+        As for :class:`~sklearn_rtl.RTLClassifier`.
+    routing : {"kmeans", "groups"} or estimator, default="kmeans"
+        As for :class:`~sklearn_rtl.RTLClassifier`, without ``"label"`` (there are no
+        classes to route by).
+
+    Attributes
+    ----------
+    n_outputs_ : int
+        Number of targets.
+    y_mean_, y_scale_ : ndarray of shape (`n_outputs_`,)
+        Target standardization learned in ``fit`` (the network predicts standardized
+        targets; ``predict`` undoes it).
+    n_features_in_, n_tickets_, router_, masks_, ticket_sparsity_, sparsity_, n_params_, \
+n_params_dense_, similarity_, layer_similarity_, collapse_score_, collapse_curve_, net_
+        As for :class:`~sklearn_rtl.RTLClassifier`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_rtl import RTLRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> groups = (X[:, 0] > 0).astype(int)
+    >>> y = np.where(groups == 1, X[:, 1], -X[:, 2])
+    >>> reg = RTLRegressor(routing="groups", hidden_layer_sizes=(16,), n_prune_rounds=1,
+    ...                    max_epochs=2, sparsity=0.5, random_state=0)
+    >>> reg.fit(X, y, groups=groups).predict(X[:3], groups=groups[:3]).shape
+    (3,)
+    """
+
+    _loss_task = "regression"
+    _multi_output = True
+    _y_numeric = True
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.regressor_tags.poor_score = False
+        return tags
+
+    def _encode_targets(self, y):
+        y = np.asarray(y, dtype=np.float64)
+        self._y_is_1d = y.ndim == 1
+        y = y.reshape(len(y), -1)
+        self.n_outputs_ = y.shape[1]
+        self.y_mean_ = y.mean(axis=0)
+        scale = y.std(axis=0)
+        self.y_scale_ = np.where(scale > 0, scale, 1.0)
+        return ((y - self.y_mean_) / self.y_scale_).astype(np.float32)
+
+    def _n_outputs(self, y_train):
+        return y_train.shape[1]
+
+    def fit(self, X, y, groups=None):
+        """Extract the tickets and retrain them jointly.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data; not modified.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+        groups : array-like of shape (n_samples,), default=None
+            Every sample's context, required by ``routing="groups"`` (ignored otherwise).
+
+        Returns
+        -------
+        self : RTLRegressor
+            The fitted estimator.
+        """
+        return self._fit(X, y, groups)
+
+    def predict(self, X, groups=None):
+        """Predict targets, every sample through its own ticket.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        groups : array-like of shape (n_samples,), default=None
+            Every sample's context, required by ``routing="groups"`` (ignored otherwise).
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, `n_outputs_`)
+        """
+        X = self._validate_predict_input(X)
+        y_pred = self._infer(X, self._route(X, groups)) * self.y_scale_ + self.y_mean_
+        return y_pred[:, 0] if self._y_is_1d else y_pred
+
+    def score(self, X, y, sample_weight=None, groups=None):
+        """Coefficient of determination R^2 of ``predict(X, groups)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+        groups : array-like of shape (n_samples,), default=None
+            Every sample's context, required by ``routing="groups"``.
+
+        Returns
+        -------
+        score : float
+        """
+        return r2_score(y, self.predict(X, groups), sample_weight=sample_weight)

@@ -1,0 +1,595 @@
+"""Bad input gives a clear ValueError/TypeError, never a torch error or a silent wrong answer.
+
+Every case is tested on its own, with the exception type and the words of its message. A
+property-based test (hypothesis) then throws random shapes, dtypes and values at fit and
+predict and accepts only a correct fit or a clear error.
+"""
+
+from __future__ import annotations
+
+import traceback
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from sklearn.base import BaseEstimator
+from sklearn.cluster import KMeans
+from sklearn.exceptions import NotFittedError
+
+from sklearn_rtl import RTLClassifier
+
+SMALL = dict(hidden_layer_sizes=(8,), n_prune_rounds=1, max_epochs=1, n_clusters=2,
+             random_state=0)
+ROUTINGS = ["kmeans", "label", KMeans(n_clusters=2, n_init=1, random_state=0)]
+ROUTING_IDS = ["kmeans", "label", "estimator"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = np.arange(40) % 2
+    return X, y
+
+
+@pytest.fixture(scope="module", params=ROUTINGS, ids=ROUTING_IDS)
+def fitted(request, data):
+    return RTLClassifier(**{**SMALL, "routing": request.param}).fit(*data)
+
+
+def _clf(**params):
+    return RTLClassifier(**{**SMALL, **params})
+
+
+PREDICT_METHODS = ["predict", "predict_proba", "decision_function", "route", "score"]
+
+
+def _call(estimator, method, X, y=None):
+    if method == "score":
+        return estimator.score(X, np.zeros(len(X), dtype=int) if y is None else y)
+    return getattr(estimator, method)(X)
+
+
+# ------------------------------------------------------------------------ X at fit
+def test_nan_in_X_at_fit(data):
+    X, y = data
+    X = X.copy()
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        _clf().fit(X, y)
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+def test_inf_in_X_at_fit(data, value):
+    X, y = data
+    X = X.copy()
+    X[0, 0] = value
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        _clf().fit(X, y)
+
+
+def test_value_too_large_for_float32_at_fit(data):
+    X, y = data
+    X = X.copy()
+    X[0, 0] = 1e300  # finite in float64, inf once cast to the network's float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(ValueError, match="too large for dtype\\('float32'\\)"):
+            _clf().fit(X, y)
+
+
+def test_1d_X(data):
+    X, y = data
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
+        _clf().fit(X[:, 0], y)
+
+
+def test_3d_X(data):
+    X, y = data
+    with pytest.raises(ValueError, match="Found array with dim 3"):
+        _clf().fit(X.reshape(40, 3, 1), y)
+
+
+def test_scalar_and_none_X(data):
+    _, y = data
+    with pytest.raises(ValueError, match="Expected 2D array, got scalar array"):
+        _clf().fit(None, y)
+
+
+def test_zero_samples(data):
+    X, y = data
+    with pytest.raises(ValueError, match="0 sample\\(s\\)"):
+        _clf().fit(X[:0], y[:0])
+
+
+def test_zero_features(data):
+    X, y = data
+    with pytest.raises(ValueError, match="0 feature\\(s\\)"):
+        _clf().fit(X[:, :0], y)
+
+
+def test_complex_X(data):
+    X, y = data
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        _clf().fit(X + 1j, y)
+
+
+def test_string_X(data):
+    X, y = data
+    with pytest.raises(ValueError, match="could not convert string to float"):
+        _clf().fit(np.full(X.shape, "a"), y)
+
+
+def test_object_X(data):
+    X, y = data
+    X = X.astype(object)
+    X[0, 0] = {"not": "a number"}
+    with pytest.raises(TypeError, match="must be a string or a (real )?number"):
+        _clf().fit(X, y)
+
+
+def test_non_numeric_dataframe(data):
+    pd = pytest.importorskip("pandas")
+    X, y = data
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    frame["c"] = "text"
+    with pytest.raises(ValueError, match="could not convert string to float"):
+        _clf().fit(frame, y)
+
+
+def test_sparse_X(data):
+    sparse = pytest.importorskip("scipy.sparse")
+    X, y = data
+    with pytest.raises(TypeError, match="Sparse data was passed.*dense data is required"):
+        _clf().fit(sparse.csr_matrix(X), y)
+
+
+# ------------------------------------------------------------------------------- y
+def test_one_class(data):
+    X, _ = data
+    with pytest.raises(ValueError, match="at least 2 classes; got 1 class"):
+        _clf().fit(X, np.zeros(len(X)))
+
+
+def test_len_y_differs_from_len_X(data):
+    X, y = data
+    with pytest.raises(ValueError, match="inconsistent numbers of samples: \\[40, 39\\]"):
+        _clf().fit(X, y[:-1])
+
+
+def test_continuous_y(data):
+    X, _ = data
+    y = np.linspace(0.0, 1.0, len(X))
+    with pytest.raises(ValueError, match="Unknown label type: continuous"):
+        _clf().fit(X, y)
+
+
+def test_nan_in_y(data):
+    X, y = data
+    with pytest.raises(ValueError, match="Input y contains NaN"):
+        _clf().fit(X, np.where(y == 0, np.nan, 1.0))
+
+
+def test_2d_y(data):
+    X, y = data
+    with pytest.raises(ValueError, match="y should be a 1d array"):
+        _clf().fit(X, np.c_[y, y])
+
+
+# ----------------------------------------------------------------- hyper-parameters
+@pytest.mark.parametrize("sparsity", [-0.1, 1.0, 1.5, np.nan, np.inf])
+def test_sparsity_outside_unit_interval(data, sparsity):
+    with pytest.raises(ValueError, match="sparsity must be in \\[0, 1\\)"):
+        _clf(sparsity=sparsity).fit(*data)
+
+
+@pytest.mark.parametrize("sparsity", ["0.5", None, True])
+def test_sparsity_not_a_number(data, sparsity):
+    with pytest.raises(TypeError, match="sparsity must be a float"):
+        _clf(sparsity=sparsity).fit(*data)
+
+
+@pytest.mark.parametrize("n_clusters", [0, -3])
+def test_n_clusters_below_one(data, n_clusters):
+    with pytest.raises(ValueError, match=f"n_clusters must be >= 1, got {n_clusters}"):
+        _clf(n_clusters=n_clusters).fit(*data)
+
+
+def test_n_clusters_more_than_samples(data):
+    with pytest.raises(ValueError, match="n_clusters=41 must be <= n_samples=40"):
+        _clf(n_clusters=41).fit(*data)
+
+
+@pytest.mark.parametrize("n_clusters", [2.0, None, "2"])
+def test_n_clusters_not_an_int(data, n_clusters):
+    with pytest.raises(TypeError, match="n_clusters must be an int"):
+        _clf(n_clusters=n_clusters).fit(*data)
+
+
+@pytest.mark.parametrize("routing", ["random", "KMeans", ""])
+def test_unknown_routing(data, routing):
+    with pytest.raises(ValueError, match="routing must be 'kmeans', 'label' or an estimator"):
+        _clf(routing=routing).fit(*data)
+
+
+class _FitOnly:
+    def fit(self, X, y=None):
+        return self
+
+
+class _PredictOnly:
+    def predict(self, X):
+        return np.zeros(len(X), dtype=int)
+
+
+@pytest.mark.parametrize("routing", [None, 3, object(), _FitOnly(), _PredictOnly()])
+def test_router_without_fit_or_predict(data, routing):
+    with pytest.raises(TypeError, match="has no fit/predict"):
+        _clf(routing=routing).fit(*data)
+
+
+class _TwoColumnRouter(BaseEstimator):
+    def fit(self, X, y=None):
+        return self
+
+    def predict(self, X):
+        return np.zeros((len(X), 2))
+
+
+def test_router_predict_with_wrong_shape(data):
+    with pytest.raises(ValueError, match="one ticket label per sample"):
+        _clf(routing=_TwoColumnRouter()).fit(*data)
+
+
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        ({"hidden_layer_sizes": (8, 0)}, ValueError, "hidden_layer_sizes must be >= 1"),
+        ({"hidden_layer_sizes": "wide"}, TypeError, "hidden_layer_sizes must be an int"),
+        ({"n_prune_rounds": 0}, ValueError, "n_prune_rounds must be >= 1"),
+        ({"max_epochs": 1.5}, TypeError, "max_epochs must be an int"),
+        ({"lr": -1.0}, ValueError, "lr must be a positive finite number"),
+        ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
+        ({"prune_scope": "row"}, ValueError, "prune_scope must be 'layer' or 'global'"),
+        ({"optimizer": "adam"}, TypeError, "optimizer must be a torch.optim.Optimizer"),
+        ({"share_weights": "yes"}, TypeError, "share_weights must be a bool"),
+        ({"module_params": [1]}, TypeError, "module_params must be a dict"),
+        ({"device": "no-such-device"}, ValueError, "device must be"),
+    ],
+)
+def test_other_bad_hyperparameters(data, params, error, match):
+    with pytest.raises(error, match=match):
+        _clf(**params).fit(*data)
+
+
+# -------------------------------------------------- X the network cannot take
+class _ConvNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2, 3)
+        self.head = torch.nn.Linear(2, 2)
+
+    def forward(self, X):
+        return self.head(self.conv(X).mean((2, 3)))
+
+
+class _FiveInputs(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = torch.nn.Linear(5, 4)
+        self.head = torch.nn.Linear(4, 2)
+
+    def forward(self, X):
+        return self.head(self.hidden(X))
+
+
+class _ThreeOutputs(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = torch.nn.Linear(3, 4)
+        self.head = torch.nn.Linear(4, 3)
+
+    def forward(self, X):
+        return self.head(self.hidden(X))
+
+
+def test_X_of_unexpected_dimensionality_for_the_network(data):
+    # A Conv2d network needs 4-D input; X is (n_samples, n_features).
+    with pytest.raises(ValueError, match="The network cannot take X of shape \\(40, 3\\)"):
+        _clf(module=_ConvNet).fit(*data)
+
+
+def test_X_with_features_the_network_does_not_expect(data):
+    with pytest.raises(ValueError, match="The network cannot take X of shape \\(40, 3\\)"):
+        _clf(module=_FiveInputs).fit(*data)
+
+
+def test_network_with_wrong_number_of_outputs(data):
+    with pytest.raises(ValueError, match="outputs of shape \\(n_samples, 2\\), got \\(2, 3\\)"):
+        _clf(module=_ThreeOutputs).fit(*data)
+
+
+def test_module_without_prunable_weights(data):
+    class NoWeights(torch.nn.Module):
+        def forward(self, X):
+            return X[:, :2]
+
+    with pytest.raises(ValueError, match="no Linear or Conv weights"):
+        _clf(module=NoWeights).fit(*data)
+
+
+# ------------------------------------------------------------------------- predict
+@pytest.mark.parametrize("method", PREDICT_METHODS)
+def test_predict_before_fit(data, method):
+    X, _ = data
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        _call(_clf(), method, X)
+
+
+@pytest.mark.parametrize("method", PREDICT_METHODS)
+def test_not_fitted_comes_before_input_validation(method):
+    # check_is_fitted runs first: garbage X still says "not fitted".
+    with pytest.raises(NotFittedError):
+        _call(_clf(), method, np.array([["junk"]]))
+
+
+@pytest.mark.parametrize("method", PREDICT_METHODS)
+def test_nan_and_inf_at_predict(fitted, data, method):
+    X, _ = data
+    X = X.copy()
+    X[5, 2] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        _call(fitted, method, X)
+    X[5, 2] = np.inf
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        _call(fitted, method, X)
+
+
+@pytest.mark.parametrize("method", PREDICT_METHODS)
+def test_wrong_number_of_features_at_predict(fitted, data, method):
+    X, _ = data
+    with pytest.raises(ValueError, match="X has 2 features, but RTLClassifier is expecting 3"):
+        _call(fitted, method, X[:, :2])
+    with pytest.raises(ValueError, match="X has 4 features, but RTLClassifier is expecting 3"):
+        _call(fitted, method, np.c_[X, X[:, 0]])
+
+
+@pytest.mark.parametrize("method", PREDICT_METHODS)
+def test_1d_3d_empty_complex_at_predict(fitted, data, method):
+    X, _ = data
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
+        _call(fitted, method, X[0])
+    with pytest.raises(ValueError, match="Found array with dim 3"):
+        _call(fitted, method, X[:, :, None])
+    with pytest.raises(ValueError, match="0 sample\\(s\\)"):
+        _call(fitted, method, X[:0])
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        _call(fitted, method, X + 1j)
+    with pytest.raises(ValueError, match="could not convert string to float"):
+        _call(fitted, method, np.full(X.shape, "a"))
+
+
+def test_predict_on_values_far_beyond_training(data):
+    # Finite but huge inputs (the float32 matmuls overflow) must not give NaN probabilities.
+    X, y = data
+    clf = _clf(routing="kmeans").fit(X, y)
+    X_big = np.sign(X) * 3e38
+    try:
+        proba = clf.predict_proba(X_big)
+    except ValueError as error:
+        assert "not finite" in str(error)
+    else:
+        assert np.all(np.isfinite(proba))
+        np.testing.assert_allclose(proba.sum(1), 1.0)
+
+
+# ---------------------------------------------------------- feature names (pandas)
+def test_feature_names_in_and_mismatch_warnings(data):
+    pd = pytest.importorskip("pandas")
+    X, y = data
+    frame = pd.DataFrame(X, columns=["f0", "f1", "f2"])
+    clf = _clf().fit(frame, y)
+    np.testing.assert_array_equal(clf.feature_names_in_, ["f0", "f1", "f2"])
+    assert clf.n_features_in_ == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        expected = clf.predict_proba(frame)
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        np.testing.assert_array_equal(clf.predict_proba(X), expected)
+    with pytest.raises(ValueError, match="feature names should match"):
+        clf.predict(frame.rename(columns={"f2": "other"}))
+    with pytest.raises(ValueError, match="feature names should match"):
+        clf.predict(frame[["f2", "f1", "f0"]])
+
+    plain = _clf().fit(X, y)
+    assert not hasattr(plain, "feature_names_in_")
+    with pytest.warns(UserWarning, match="X has feature names, but RTLClassifier was fitted"):
+        plain.predict(frame)
+
+
+# --------------------------------------------------------------- small groups fit
+def test_label_routing_with_a_single_sample_class(data):
+    X, y = data
+    y = y.copy()
+    y[0] = 2  # class 2 has exactly one sample
+    clf = _clf(routing="label").fit(X, y)
+    assert clf.n_tickets_ == 3
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
+    proba = clf.predict_proba(X)
+    assert proba.shape == (40, 3) and np.all(np.isfinite(proba))
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+
+
+def test_kmeans_cluster_with_a_single_sample(data):
+    X, y = data
+    X = X.copy()
+    X[0] += 100.0  # an outlier: KMeans gives it a cluster of its own
+    clf = _clf(routing="kmeans", n_clusters=2).fit(X, y)
+    counts = np.bincount(clf.route(X), minlength=2)
+    assert sorted(counts.tolist()) == [1, 39]
+    assert np.all(np.isfinite(clf.predict_proba(X)))
+    assert clf.ticket_sparsity_.shape == (2,)
+
+
+def test_n_clusters_equal_to_n_samples(data):
+    X, y = data
+    clf = _clf(n_clusters=len(X)).fit(X, y)
+    assert clf.n_tickets_ == len(X)  # one sample per ticket still trains
+    assert np.all(np.isfinite(clf.predict_proba(X)))
+
+
+def test_fewer_distinct_points_than_clusters(data):
+    # KMeans finds fewer clusters than asked (it warns); the tickets follow what it found.
+    _, y = data
+    X = np.ones((40, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = _clf(n_clusters=3).fit(X, y)
+    assert clf.n_tickets_ == 1
+    assert clf.predict(X[:3]).shape == (3,)
+
+
+# --------------------------------------------------------- inputs are not modified
+@pytest.mark.parametrize("routing", ROUTINGS, ids=ROUTING_IDS)
+def test_caller_X_and_y_never_modified(data, routing):
+    X, y = data
+    X = np.asfortranarray(X)  # a layout validate_data would copy anyway
+    X32 = np.ascontiguousarray(X, dtype=np.float32)  # no copy needed: the riskiest case
+    y_str = np.array(["a", "b"])[y]
+    copies = [(a, a.copy()) for a in (X, X32, y, y_str)]
+    clf = _clf(routing=routing).fit(X32, y_str)
+    clf.predict_proba(X32)
+    clf.route(X32)
+    clf.score(X32, y_str)
+    _clf(routing=routing).fit(X, y).predict(X)
+    for array, original in copies:
+        np.testing.assert_array_equal(array, original)
+        assert array.dtype == original.dtype and array.flags.writeable
+
+
+def test_read_only_inputs(data):
+    X, y = data
+    X, y = X.copy(), y.copy()
+    X.flags.writeable = False
+    y.flags.writeable = False
+    clf = _clf().fit(X, y)
+    assert clf.predict(X).shape == (40,)
+
+
+# ------------------------------------------------------------ property-based test
+_TORCH_FILES = ("/torch/", "/skorch/")
+
+
+def _assert_clear_error(error):
+    """A clear error: ValueError/TypeError with a message, not raised from inside torch."""
+    assert isinstance(error, (ValueError, TypeError)), repr(error)
+    assert not isinstance(error, (IndexError, RuntimeError, KeyError, AssertionError))
+    assert len(str(error)) > 10, repr(error)
+    origin = traceback.extract_tb(error.__traceback__)[-1].filename
+    assert not any(part in origin for part in _TORCH_FILES), (origin, error)
+
+
+_dtypes = st.sampled_from(
+    [np.float64, np.float32, np.float16, np.int64, np.int8, np.uint8, np.bool_,
+     np.complex128, "U2", object]
+)
+_elements = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.floats(-10, 10),
+    st.integers(-1000, 1000),
+)
+
+
+@st.composite
+def _arrays(draw):
+    ndim = draw(st.integers(1, 3))
+    shape = tuple(draw(st.lists(st.integers(0, 12), min_size=ndim, max_size=ndim)))
+    dtype = draw(_dtypes)
+    values = draw(hnp.arrays(np.float64, shape, elements=_elements))
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        if dtype == "U2":
+            return values.astype(int).astype(str)
+        if dtype is object:
+            return values.astype(object)
+        if np.issubdtype(np.dtype(dtype), np.integer):
+            return np.nan_to_num(values).astype(dtype)
+        return values.astype(dtype)
+
+
+@st.composite
+def _targets(draw, n):
+    kind = draw(st.sampled_from(["int", "str", "float", "continuous", "short", "2d"]))
+    n_classes = draw(st.integers(1, 3))
+    base = np.array(draw(st.lists(st.integers(0, n_classes - 1), min_size=n, max_size=n)))
+    if kind == "str":
+        return np.array(["x", "y", "z"])[base] if n else base.astype(str)
+    if kind == "float":
+        return base.astype(float)
+    if kind == "continuous":
+        return np.linspace(0.0, 1.0, n) + 0.123
+    if kind == "short":
+        return base[:-1]
+    if kind == "2d":
+        return np.c_[base, base]
+    return base
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_random_inputs_give_a_correct_fit_or_a_clear_error(data):
+    X = data.draw(_arrays(), label="X")
+    n = X.shape[0] if X.ndim else 0
+    y = data.draw(_targets(n), label="y")
+    routing = data.draw(st.sampled_from(["kmeans", "label", "estimator"]), label="routing")
+    n_clusters = data.draw(st.integers(1, 3), label="n_clusters")
+    if routing == "estimator":
+        routing = KMeans(n_clusters=n_clusters, n_init=1, random_state=0)
+    clf = _clf(routing=routing, n_clusters=n_clusters, batch_size=4)
+    X_before, y_before = X.copy(), y.copy()
+
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            clf.fit(X, y)
+        except Exception as error:  # noqa: BLE001 - the assertion is what it is
+            _assert_clear_error(error)
+            fitted = False
+        else:
+            fitted = True
+        X_new = data.draw(_arrays(), label="X_new")
+        predict_X = X if fitted and data.draw(st.booleans(), label="same X") else X_new
+        if fitted:
+            for method in ("predict_proba", "predict", "decision_function"):
+                try:
+                    out = getattr(clf, method)(predict_X)
+                except Exception as error:  # noqa: BLE001
+                    _assert_clear_error(error)
+                    continue
+                assert len(out) == len(predict_X)
+                if method == "predict_proba":
+                    assert out.shape == (len(predict_X), len(clf.classes_))
+                    assert np.all(np.isfinite(out)) and np.all(out >= 0)
+                    np.testing.assert_allclose(out.sum(1), 1.0, rtol=1e-9)
+                elif method == "predict":
+                    assert set(out.tolist()) <= set(clf.classes_.tolist())
+                else:
+                    assert np.all(np.isfinite(out))
+        else:
+            with pytest.raises(NotFittedError):
+                clf.predict(predict_X)
+
+    np.testing.assert_array_equal(X, X_before)
+    np.testing.assert_array_equal(y, y_before)
