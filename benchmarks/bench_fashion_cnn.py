@@ -29,10 +29,12 @@ from sklearn_rtl import RTLClassifier, random_mask_jaccard  # noqa: E402
 
 CONFIGS = {
     # name: estimator parameters on top of the shared ones
-    "RTL (K=4), shared BN": dict(n_clusters=4),
+    "RTL (K=4), shared BN": dict(n_clusters=4, ticket_batchnorm=False),
     "RTL (K=4), per-ticket BN": dict(n_clusters=4, ticket_batchnorm=True),
     "single ticket (IMP)": dict(n_clusters=1),
-    "independent tickets (K=4), shared BN": dict(n_clusters=4, share_weights=False),
+    "independent tickets (K=4), shared BN": dict(
+        n_clusters=4, share_weights=False, ticket_batchnorm=False
+    ),
     "independent tickets (K=4), per-ticket BN": dict(
         n_clusters=4, share_weights=False, ticket_batchnorm=True
     ),
@@ -138,8 +140,11 @@ def main(argv=None):
     results = run(args)
     print(report(results, args))
     if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)},
-                                         "results": results}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"args": vars(args) | {"json": str(args.json)}, "results": results}, indent=2
+            )
+        )
 
 
 if __name__ == "__main__":

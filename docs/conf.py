@@ -60,19 +60,23 @@ html_theme_options = {
 }
 
 # ---------------------------------------------------------------------------------------
-# Results pages (benchmarks.md, paper-reproduction.md, scaling.md) are written by the
-# benchmark scripts and may or may not exist yet. index.rst lists them through the
-# placeholder below, replaced by the pages that exist, so the build (with -W) passes in both
-# cases and never warns about a page missing from the toctree.
-OPTIONAL_PAGES = ["benchmarks", "paper-reproduction", "scaling"]
+# Results pages (benchmarks.md, paper-reproduction.md, scaling.md, images.md, ...) are
+# written by the benchmark scripts and other contributors and may or may not exist yet.
+# index.rst lists them through the placeholder below, replaced by every top-level page that
+# exists besides the core pages, so the build (with -W) passes whichever pages exist and
+# never warns about a page missing from the toctree.
+CORE_PAGES = {"index", "install", "user_guide", "examples", "api", "changelog"}
+PREFERRED_ORDER = ["benchmarks", "paper-reproduction", "scaling"]
 _PLACEHOLDER = "   __optional_pages__"
 
 
 def _existing_optional_pages() -> list[str]:
-    return [
-        page for page in OPTIONAL_PAGES
-        if any((DOCS / f"{page}{suffix}").exists() for suffix in (".md", ".rst"))
-    ]
+    pages = {
+        path.stem for suffix in ("*.md", "*.rst") for path in DOCS.glob(suffix)
+        if not path.name.startswith(("_", ".")) and path.stem not in CORE_PAGES
+    }
+    first = [page for page in PREFERRED_ORDER if page in pages]
+    return first + sorted(pages - set(first))
 
 
 def _fill_optional_pages(app, docname, source):

@@ -94,7 +94,21 @@ def _rules():
         e = [r["similarity"] - r["random_similarity"] for r in curve]
         return next((i for i in range(len(e)) if e[i] < floor), None)
 
-    return {"similarity rise > 0.02": rise, "lift (J/J_random) falls": lift_peak,
+    def flatten(curve, rel=0.05):
+        s = [r["similarity"] for r in curve]
+        return next((i for i in range(1, len(s)) if s[i] > (1 - rel) * s[i - 1]), None)
+
+    def layer_flatten(curve, rel=0.05):
+        names = list(curve[0]["layer_similarity"])
+        for i in range(1, len(curve)):
+            if any(curve[i]["layer_similarity"][n] > (1 - rel) * curve[i - 1]["layer_similarity"][n]
+                   for n in names):
+                return i
+        return None
+
+    return {"similarity rise > 0.02": rise,
+            "similarity stops falling (< 5% relative drop)": flatten,
+            "any layer's similarity stops falling (< 5%)": layer_flatten, "lift (J/J_random) falls": lift_peak,
             "any ticket's similarity rise > 0.02": ticket_rise,
             "any layer's similarity rise > 0.02": layer_rise,
             "excess J - J_random < 0.05": excess_floor}
@@ -109,7 +123,7 @@ def accuracy_drop(run):
 def evaluate_rules(runs):
     table = {}
     for name, rule in _rules().items():
-        early = at = late = false = missed = none_ok = 0
+        early = at = late = late1 = false = missed = none_ok = 0
         for run in runs:
             fired, drop = rule(run["curve"]), accuracy_drop(run)
             if drop is None:
@@ -123,10 +137,24 @@ def evaluate_rules(runs):
                 at += 1
             else:
                 late += 1
-        table[name] = dict(before=early, at=at, after=late, missed=missed,
+                late1 += fired == drop + 1
+        table[name] = dict(before=early, at=at, after=late, after_by_one_round=late1, missed=missed,
                            false_alarm_no_drop=false, quiet_no_drop=none_ok,
                            n_with_drop=sum(accuracy_drop(r) is not None for r in runs))
     return table
+
+
+_TICKS = [0.0, 0.5, 0.75, 0.9, 0.95, 0.99]
+
+
+def _sparsity_axis(ax):
+    """x = density on a reversed log scale, labelled as sparsity: spreads 90-99%."""
+    ax.set_xscale("log")
+    ax.set_xlim(1.05, 0.008)
+    ax.set_xticks([1 - t for t in _TICKS])
+    ax.set_xticklabels([f"{100 * t:g}" for t in _TICKS], fontsize=7)
+    ax.minorticks_off()
+    ax.set_xlabel("sparsity (%)")
 
 
 def plot(runs, path):
@@ -134,12 +162,17 @@ def plot(runs, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     keys = sorted({(r["dataset"], r["routing"]) for r in runs})
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.2), squeeze=False)
+    cols = min(len(keys), 4)
+    rows = -(-len(keys) // cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.0 * rows + 0.4), squeeze=False)
+    for ax in grid.flat[len(keys):]:
+        ax.axis("off")
+    axes = [list(grid.flat[: len(keys)])]
     for ax, key in zip(axes[0], keys):
         sel = [r for r in runs if (r["dataset"], r["routing"]) == key]
         ax2 = ax.twinx()
         for j, run in enumerate(sel):
-            sp = [0.0] + [100 * r["sparsity"] for r in run["curve"]]
+            sp = [1.0] + [1 - r["sparsity"] for r in run["curve"]]
             acc = [run["dense_val_score"]] + [r["val_score"] for r in run["curve"]]
             sim = [np.nan] + [r["similarity"] for r in run["curve"]]
             rnd = [np.nan] + [r["random_similarity"] for r in run["curve"]]
@@ -148,9 +181,9 @@ def plot(runs, path):
             ax2.plot(sp, rnd, ":", color="gray", label="random masks" if j == 0 else None)
             d = accuracy_drop(run)
             if d is not None:
-                ax.axvline(100 * run["curve"][d]["sparsity"], color="C0", lw=0.6, alpha=0.5)
+                ax.axvline(1 - run["curve"][d]["sparsity"], color="C0", lw=0.6, alpha=0.5)
         ax.set_title(f"{key[0]} / {key[1]}", fontsize=9)
-        ax.set_xlabel("sparsity (%)")
+        _sparsity_axis(ax)
         ax.set_ylim(0, 1.02)
         ax2.set_ylim(0, 1.02)
         if key == keys[0]:
@@ -174,7 +207,7 @@ def plot_tickets(run, path):
     cols = min(n, 5)
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.1 * rows), squeeze=False)
-    sp = [100 * r["sparsity"] for r in run["curve"]]
+    sp = [1 - r["sparsity"] for r in run["curve"]]
     for k in range(rows * cols):
         ax = axes[k // cols][k % cols]
         if k >= n:
@@ -184,6 +217,8 @@ def plot_tickets(run, path):
         ax.plot(sp, [r["ticket_similarity"][k] for r in run["curve"]], "--", color="C3")
         ax.plot(sp, [r["random_similarity"] for r in run["curve"]], ":", color="gray")
         ax.set_ylim(0, 1.02)
+        _sparsity_axis(ax)
+        ax.set_xlabel("")
         ax.set_title(f"ticket {k}", fontsize=8)
         ax.tick_params(labelsize=7)
     fig.suptitle(f"{run['dataset']} / {run['routing']} (seed {run['seed']}): ticket score "
@@ -196,6 +231,8 @@ def plot_tickets(run, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--from-json", action="store_true",
+                        help="re-analyse the saved collapse_runs.json only")
     parser.add_argument("--out", default=None, help="output folder (default: experiments/results)")
     parser.add_argument("--figures", default=None, help="figure folder (default: docs/figures)")
     args = parser.parse_args(argv)
@@ -205,13 +242,19 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     figs.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
-    runs = []
+    if args.from_json:  # re-analyse saved runs without refitting
+        runs = json.loads((out / "collapse_runs.json").read_text())
+        cfg = dict(cfg, settings=[], seeds=sorted({r["seed"] for r in runs}))
+    else:
+        runs = []
     for dataset, routing in cfg["settings"]:
         for seed in cfg["seeds"]:
             t = time.time()
             runs.append(run_one(dataset, routing, seed, cfg))
             print(f"{dataset}/{routing}/seed {seed}: {time.time() - t:.1f}s", flush=True)
             (out / "collapse_runs.json").write_text(json.dumps(runs))
+    drops = [accuracy_drop(r) for r in runs]
+    print("accuracy drops at:", [None if d is None else round(r['curve'][d]['sparsity'], 3) for d, r in zip(drops, runs)])
     rules = evaluate_rules(runs)
     (out / "collapse_rules.json").write_text(json.dumps(rules, indent=1))
     plot(runs, figs / "collapse_curves.png")

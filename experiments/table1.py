@@ -34,11 +34,12 @@ QUICK = dict(dataset="digits", partitions=["label", "kmeans"], seeds=[0], sparsi
              n_train=None, n_test=None, hidden=(16,), n_prune_rounds=1, max_epochs=1)
 
 
-def _fit_eval(cfg, data, seed, sparsity, partition, share_weights, method):
+def _fit_eval(cfg, data, seed, sparsity, partition, share_weights, method, **extra):
     Xtr, Xte, ytr, yte = data
     kw = dict(hidden_layer_sizes=cfg["hidden"], sparsity=sparsity, batch_size=64,
               n_prune_rounds=cfg["n_prune_rounds"], max_epochs=cfg["max_epochs"],
               share_weights=share_weights, random_state=seed)
+    kw.update(extra)
     fit_kw, pred_kw, oracle_kw = {}, {}, None
     if partition == "single":
         kw.update(routing="kmeans", n_clusters=1)
@@ -57,6 +58,7 @@ def _fit_eval(cfg, data, seed, sparsity, partition, share_weights, method):
     row = dict(method=method, partition=partition, seed=seed, sparsity=sparsity,
                union_sparsity=float(clf.sparsity_), n_tickets=int(clf.n_tickets_),
                params=C.prunable_kept(clf), n_params=int(clf.n_params_),
+               ticket_sparsity=float(np.mean(clf.ticket_sparsity_)),
                fit_seconds=time.time() - t, **C.classification_metrics(yte, y_pred))
     classes = clf.classes_
     truth = yte[:, None] == classes[None, :]
@@ -75,11 +77,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--seeds", type=int, nargs="*", default=None,
+                        help="run only these seeds (results file table1_<dataset>_s<seeds>.jsonl)")
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else FULL
+    if args.seeds:
+        cfg = dict(cfg, seeds=args.seeds)
     out = Path(args.out) if args.out else C.RESULTS
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"table1_{cfg['dataset']}{'_quick' if args.quick else ''}.jsonl"
+    tag = "_quick" if args.quick else ("_s" + "".join(map(str, args.seeds)) if args.seeds else "")
+    path = out / f"table1_{cfg['dataset']}{tag}.jsonl"
     done = set()
     if path.exists() and not args.quick:
         for line in path.read_text().splitlines():

@@ -2,7 +2,7 @@
 
 from ._classifier import RTLClassifier
 from ._cnn import SmallCNN, TicketBatchNormNetwork
-from ._collapse import collapse_from_scores, detect_collapse, similarity_lift
+from ._collapse import collapse_from_scores, detect_collapse, drop_persists, similarity_lift
 from ._diagnostics import (
     collapse_score,
     jaccard,
@@ -27,6 +27,7 @@ __all__ = [
     "collapse_from_scores",
     "collapse_score",
     "detect_collapse",
+    "drop_persists",
     "density_schedule",
     "find_prunable",
     "jaccard",

@@ -18,19 +18,20 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._collapse import collapse_from_scores, detect_collapse
+from ._cnn import (
+    TicketBatchNormNetwork,
+    default_image_module,
+    has_batchnorm,
+    network_input_shape,
+    resolve_prunable,
+)
+from ._collapse import collapse_from_scores, detect_collapse, drop_persists
 from ._diagnostics import (
     collapse_score,
     layer_similarity,
     random_mask_jaccard,
     similarity_matrix,
     ticket_similarity,
-)
-from ._cnn import (
-    TicketBatchNormNetwork,
-    default_image_module,
-    network_input_shape,
-    resolve_prunable,
 )
 from ._network import MLP, TicketNetwork
 from ._routing import make_router
@@ -118,7 +119,7 @@ class BaseRTL(BaseEstimator):
         unknown_group="error",
         input_shape=None,
         prunable=None,
-        ticket_batchnorm=False,
+        ticket_batchnorm=True,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.module = module
@@ -146,6 +147,11 @@ class BaseRTL(BaseEstimator):
         self.input_shape = input_shape
         self.prunable = prunable
         self.ticket_batchnorm = ticket_batchnorm
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True  # image X (n, H, W) or (n, C, H, W): the CNN
+        return tags
 
     # ------------------------------------------------------------ task hooks
     _loss_task = "multiclass"
@@ -332,7 +338,8 @@ class BaseRTL(BaseEstimator):
             prunable = resolve_prunable(template, self.prunable, self.prune_output_layer)
             if not prunable:
                 raise ValueError("The module has no Linear or Conv weights to prune.")
-            network_class = TicketBatchNormNetwork if self.ticket_batchnorm else TicketNetwork
+            per_ticket_bn = self.ticket_batchnorm and has_batchnorm(template)
+            network_class = TicketBatchNormNetwork if per_ticket_bn else TicketNetwork
             network = network_class(template, n_tickets, prunable)
             self._check_output_shape(network, self._to_network(X), n_outputs)
             net = self._make_net(network, np.random.default_rng(int(loader_seed)))
@@ -372,10 +379,10 @@ class BaseRTL(BaseEstimator):
                     else:
                         curve[-1]["val_score"] = score
                         curve[-1]["ticket_val_score"] = ticket_scores
-                        if auto and collapse_from_scores(
+                        if auto and drop_persists(
                             [self.validation_score_dense_] + [r["val_score"] for r in curve]
-                        ) is not None:
-                            break  # collapsed: later rounds cannot be chosen
+                        ):
+                            break  # collapsed for two rounds: stop pruning
                 if density is None:
                     break
                 trained = network.get_weights()

@@ -28,6 +28,7 @@ __all__ = [
     "SmallCNN",
     "TicketBatchNormNetwork",
     "default_image_module",
+    "has_batchnorm",
     "network_input_shape",
     "resolve_prunable",
 ]
@@ -67,7 +68,9 @@ class SmallCNN(nn.Module):
         super().__init__()
         channels = tuple(int(c) for c in channels)
         if not channels or min(channels) < 1:
-            raise ValueError(f"channels must be a non-empty tuple of positive ints, got {channels!r}.")
+            raise ValueError(
+                f"channels must be a non-empty tuple of positive ints, got {channels!r}."
+            )
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}.")
         h, w = (None, None) if input_hw is None else (int(input_hw[0]), int(input_hw[1]))
@@ -144,6 +147,11 @@ class TicketBatchNormNetwork(TicketNetwork):
         return params
 
 
+def has_batchnorm(module: nn.Module) -> bool:
+    """Whether ``module`` has a batch-norm layer that tracks running statistics."""
+    return any(isinstance(sub, _BatchNorm) and sub.track_running_stats for sub in module.modules())
+
+
 def _check_names(names, available, what):
     unknown = [n for n in names if n not in available]
     if unknown:
@@ -190,8 +198,7 @@ def resolve_prunable(
             wanted = list(prunable)
         except TypeError:
             raise TypeError(
-                f"prunable must be None, a list of parameter names or a callable, got "
-                f"{prunable!r}."
+                f"prunable must be None, a list of parameter names or a callable, got {prunable!r}."
             ) from None
         if not all(isinstance(name, str) for name in wanted):
             raise TypeError(f"prunable must hold parameter names (str), got {wanted!r}.")

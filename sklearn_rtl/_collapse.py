@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["collapse_from_scores", "detect_collapse", "similarity_lift"]
+__all__ = ["collapse_from_scores", "detect_collapse", "drop_persists", "similarity_lift"]
 
 
 def collapse_from_scores(scores, tol=0.02):
-    """First round whose held-out score fell more than ``tol`` below the best so far.
+    """First round after which the held-out score stays more than ``tol`` below its best.
+
+    A *sustained* drop: round ``i`` is the collapse if every score from ``i`` on is below
+    ``max(scores[:i]) - tol``. A single noisy dip that recovers later is not a collapse.
 
     Parameters
     ----------
@@ -31,21 +34,38 @@ def collapse_from_scores(scores, tol=0.02):
     Returns
     -------
     index : int or None
-        Index ``i >= 1`` of the first score below ``max(scores[:i]) - tol``; ``None`` if
-        the scores never dropped that far.
+        Smallest ``i >= 1`` with ``max(scores[i:]) < max(scores[:i]) - tol``; ``None`` if
+        there is none.
 
     Examples
     --------
     >>> collapse_from_scores([0.90, 0.91, 0.90, 0.85, 0.50])
+    3
+    >>> collapse_from_scores([0.90, 0.85, 0.90, 0.50])  # the dip at 1 recovers
     3
     >>> collapse_from_scores([0.90, 0.89, 0.90]) is None
     True
     """
     scores = np.asarray(scores, dtype=np.float64)
     for i in range(1, len(scores)):
-        if scores[i] < np.max(scores[:i]) - tol:
+        if np.max(scores[i:]) < np.max(scores[:i]) - tol:
             return i
     return None
+
+
+def drop_persists(scores, tol=0.02, patience=2):
+    """Whether the last ``patience`` scores all lie more than ``tol`` below the best
+    earlier score: ``sparsity="auto"`` stops pruning there.
+
+    Examples
+    --------
+    >>> drop_persists([0.9, 0.8, 0.7]), drop_persists([0.9, 0.8, 0.9])
+    (True, False)
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(scores) <= patience:
+        return False
+    return bool(np.max(scores[-patience:]) < np.max(scores[:-patience]) - tol)
 
 
 def similarity_lift(curve):
@@ -65,7 +85,7 @@ def similarity_lift(curve):
 
     Examples
     --------
-    >>> similarity_lift([{"similarity": 0.6, "random_similarity": 0.2}]).tolist()
+    >>> similarity_lift([{"similarity": 0.6, "random_similarity": 0.2}]).round(6).tolist()
     [3.0]
     """
     sim = np.array([r["similarity"] for r in curve], dtype=np.float64)

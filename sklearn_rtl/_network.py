@@ -33,6 +33,13 @@ class MLP(nn.Module):
         Width of every hidden layer.
     n_outputs : int
         Output dimension (logits).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = MLP(n_features=4, hidden_layer_sizes=(8,), n_outputs=3)
+    >>> net(torch.zeros(5, 4)).shape
+    torch.Size([5, 3])
     """
 
     def __init__(self, n_features: int, hidden_layer_sizes=(256, 256), n_outputs: int = 2):
@@ -62,6 +69,11 @@ def find_prunable(module: nn.Module, prune_output_layer: bool = False) -> list[s
     -------
     names : list of str
         Parameter names in registration order.
+
+    Examples
+    --------
+    >>> find_prunable(MLP(4, (8, 8), 3))
+    ['layers.0.weight', 'layers.2.weight']
     """
     names = [
         f"{prefix}.weight" if prefix else "weight"
@@ -144,6 +156,16 @@ class TicketNetwork(nn.Module):
     matrix products (``bmm``) instead of one ``functional_call`` per ticket. Every other
     module takes the generic ``functional_call`` path. Set ``fast_path = False`` to force
     the generic path. Pickling stores the masks bit-packed (1 bit per weight).
+
+    Examples
+    --------
+    >>> import torch
+    >>> template = MLP(4, (8,), 3)
+    >>> net = TicketNetwork(template, n_tickets=2, prunable=find_prunable(template))
+    >>> {name: tuple(m.shape) for name, m in net.get_masks().items()}
+    {'layers.0.weight': (2, 8, 4)}
+    >>> net(torch.zeros(5, 4), torch.tensor([0, 1, 1, 0, 1])).shape
+    torch.Size([5, 3])
     """
 
     def __init__(self, template: nn.Module, n_tickets: int, prunable: list[str]):

@@ -19,10 +19,12 @@ class RTLRegressor(RegressorMixin, BaseRTL):
 
     Parameters
     ----------
-    hidden_layer_sizes, module, n_clusters, sparsity, n_prune_rounds, max_epochs, \
-share_weights, lr, batch_size, optimizer, device, random_state, verbose, prune_scope, \
-prune_output_layer, rewind_epoch, module_params, optimizer_params, callbacks, unknown_group
-        As for :class:`~sklearn_rtl.RTLClassifier`.
+    hidden_layer_sizes, module, n_clusters, sparsity, n_prune_rounds, sparsity_ceiling, \
+validation_fraction, max_epochs, share_weights, lr, batch_size, optimizer, device, \
+random_state, verbose, prune_scope, prune_output_layer, rewind_epoch, module_params, \
+optimizer_params, callbacks, unknown_group, input_shape, prunable, ticket_batchnorm
+        As for :class:`~sklearn_rtl.RTLClassifier` (``sparsity="auto"`` scores the held-out
+        split with R^2).
     routing : {"kmeans", "groups"} or estimator, default="kmeans"
         As for :class:`~sklearn_rtl.RTLClassifier`, without ``"label"`` (there are no
         classes to route by).
@@ -35,7 +37,8 @@ prune_output_layer, rewind_epoch, module_params, optimizer_params, callbacks, un
         Target standardization learned in ``fit`` (the network predicts standardized
         targets; ``predict`` undoes it).
     n_features_in_, n_tickets_, router_, masks_, ticket_sparsity_, sparsity_, n_params_, \
-n_params_dense_, similarity_, layer_similarity_, collapse_score_, collapse_curve_, net_
+n_params_dense_, similarity_, layer_similarity_, layer_sparsity_, collapse_score_, \
+collapse_curve_, collapse_detected_, collapse_sparsity_, input_shape_, net_
         As for :class:`~sklearn_rtl.RTLClassifier`.
 
     Examples

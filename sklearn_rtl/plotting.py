@@ -211,7 +211,7 @@ def plot_layer_similarity(estimator, *, include_global=True, labels=None, annota
         figsize = (3.6 * ncols + 1.0, 4.1 * nrows)
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, layout="constrained")
     image = None
-    for ax, (title, matrix) in zip(axes.flat, panels):
+    for ax, (title, matrix) in zip(axes.flat, panels, strict=False):
         image = _heatmap(ax, np.asarray(matrix), labels, title, annotate, cmap, colorbar=False)
     for ax in axes.flat[len(panels):]:
         fig.delaxes(ax)
@@ -244,8 +244,9 @@ def plot_collapse_curve(
     accuracy : array-like of shape (n_rounds,) or dict of float to float, default=None
         Accuracy after every round (aligned with the records), or a mapping ``sparsity ->
         accuracy`` (e.g. test scores of models fitted at several ``sparsity`` values).
-        ``None`` uses the records' ``"accuracy"`` key if they have one, else draws no
-        accuracy.
+        ``None`` uses the records' ``"accuracy"`` key if they have one, else their
+        ``"val_score"`` (the held-out balanced accuracy an estimator fitted with
+        ``validation_fraction`` or ``sparsity="auto"`` records), else draws no accuracy.
     ax : matplotlib Axes, default=None
         Where to draw; ``None`` makes a new figure.
     show_tickets : bool, default=False
@@ -253,7 +254,8 @@ def plot_collapse_curve(
     show_layers : bool, default=False
         Also draw the mean pairwise similarity of every layer (dotted lines).
     accuracy_label : str, default="accuracy"
-        Legend label of the accuracy line, e.g. ``"balanced accuracy"``.
+        Legend label of the accuracy line, e.g. ``"balanced accuracy"`` (``val_score``
+        records are labelled ``"held-out balanced accuracy"`` unless this is changed).
 
     Returns
     -------
@@ -297,8 +299,16 @@ def plot_collapse_curve(
         chance = np.array([r["random_similarity"] for r in curve], dtype=np.float64)
         ax.plot(sparsity, chance, linestyle="--", color="gray", label="random masks")
 
-    if accuracy is None and "accuracy" in curve[0]:
-        accuracy = [r["accuracy"] for r in curve]
+    if accuracy is None:
+        # records may carry a score: "accuracy", or "val_score" (held-out balanced
+        # accuracy, fitted with validation_fraction or sparsity="auto")
+        for key, label in (("accuracy", accuracy_label), ("val_score", None)):
+            scored = {r["sparsity"]: r[key] for r in curve if r.get(key) is not None}
+            if scored:
+                accuracy = scored
+                if label is None and accuracy_label == "accuracy":
+                    accuracy_label = "held-out balanced accuracy"
+                break
     if accuracy is not None:
         if isinstance(accuracy, dict):
             acc_x = np.array(sorted(accuracy), dtype=np.float64)

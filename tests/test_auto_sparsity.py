@@ -40,6 +40,7 @@ def test_auto_reaches_ceiling_without_collapse(digits, monkeypatch):
     import sklearn_rtl._base as base
 
     monkeypatch.setattr(base, "collapse_from_scores", lambda scores: None)
+    monkeypatch.setattr(base, "drop_persists", lambda scores: False)
     X, y = digits
     clf = _small(sparsity="auto", sparsity_ceiling=0.9).fit(X, y)
     np.testing.assert_allclose(clf.ticket_sparsity_, 0.9, atol=0.01)

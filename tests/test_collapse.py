@@ -12,6 +12,7 @@ from sklearn_rtl import (
     RTLClassifier,
     collapse_from_scores,
     detect_collapse,
+    drop_persists,
     similarity_lift,
 )
 
@@ -23,6 +24,14 @@ def test_collapse_from_scores():
     assert collapse_from_scores([0.9, 0.89, 0.9]) is None
     assert collapse_from_scores([0.9, 0.5], tol=0.5) is None
     assert collapse_from_scores([0.9]) is None
+    assert collapse_from_scores([0.9, 0.85, 0.9, 0.5]) == 3  # a dip that recovers
+
+
+def test_drop_persists():
+    assert drop_persists([0.9, 0.8, 0.7])
+    assert not drop_persists([0.9, 0.8, 0.9])
+    assert not drop_persists([0.9, 0.8])
+    assert drop_persists([0.9, 0.8], patience=1)
 
 
 def test_detect_collapse_rise_and_fall():

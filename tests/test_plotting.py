@@ -97,7 +97,7 @@ def test_layer_similarity_figure(kmeans_model):
     panels = fig.axes[: 1 + len(layers)]
     assert [ax.get_title() for ax in panels] == ["all prunable weights", *layers]
     np.testing.assert_array_equal(panels[0].images[0].get_array(), kmeans_model.similarity_)
-    for ax, name in zip(panels[1:], layers):
+    for ax, name in zip(panels[1:], layers, strict=True):
         np.testing.assert_array_equal(
             ax.images[0].get_array(), kmeans_model.layer_similarity_[name]
         )
@@ -169,6 +169,33 @@ def test_collapse_curve_from_records_with_accuracy_key():
     np.testing.assert_allclose(ax.get_lines()[-1].get_ydata(), [0.9, 0.6])
     with pytest.raises(ValueError, match="empty"):
         plot_collapse_curve([])
+
+
+def test_collapse_curve_draws_held_out_scores():
+    curve = [
+        {"sparsity": 0.5, "similarity": 0.6, "random_similarity": 0.33, "val_score": 0.9},
+        {"sparsity": 0.75, "similarity": 0.5, "random_similarity": 0.14, "val_score": 0.8},
+        {"sparsity": 0.9, "similarity": 0.4, "random_similarity": 0.05},  # not scored
+    ]
+    ax = plot_collapse_curve(curve)
+    line = ax.get_lines()[-1]
+    assert line.get_label() == "held-out balanced accuracy"
+    np.testing.assert_allclose(line.get_xdata(), [0.5, 0.75])
+    np.testing.assert_allclose(line.get_ydata(), [0.9, 0.8])
+    ax = plot_collapse_curve(curve, accuracy_label="val BA")
+    assert ax.get_lines()[-1].get_label() == "val BA"
+
+
+def test_collapse_curve_of_a_fit_with_held_out_scores(data):
+    X, y = data
+    clf = RTLClassifier(hidden_layer_sizes=(8,), n_clusters=2, sparsity=0.75, n_prune_rounds=2,
+                        max_epochs=1, validation_fraction=0.25, random_state=0).fit(X, y)
+    scored = [r for r in clf.collapse_curve_ if r.get("val_score") is not None]
+    assert scored
+    ax = plot_collapse_curve(clf)
+    line = ax.get_lines()[-1]
+    assert line.get_label() == "held-out balanced accuracy"
+    np.testing.assert_allclose(line.get_ydata(), [r["val_score"] for r in scored])
 
 
 def test_ticket_sparsity_bars(kmeans_model, label_model):

@@ -24,11 +24,11 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from skorch.callbacks import Callback
 from sklearn.datasets import make_blobs
 from sklearn.model_selection import GridSearchCV, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from skorch.callbacks import Callback
 
 from sklearn_rtl import RTLClassifier
 
@@ -156,7 +156,7 @@ def test_pipeline_grid_search_on_dask_cluster(dask_client, serial_search, data):
     assert len(pids) == 2 and os.getpid() not in pids
 
     search = _search(n_jobs=2)
-    with joblib.parallel_backend("dask"):
+    with joblib.parallel_backend("dask", scatter=list(data)):  # the docs/scaling.md recipe
         search.fit(*data)
     _check_search(search, data)
     np.testing.assert_array_equal(

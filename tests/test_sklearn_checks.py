@@ -65,6 +65,18 @@ def test_sklearn_compatible_estimator(estimator, check, monkeypatch):
     check(estimator)
 
 
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=["kmeans", "label", "estimator"])
+def test_tags(estimator):
+    tags = estimator.__sklearn_tags__()
+    assert tags.estimator_type == "classifier"
+    assert tags.classifier_tags.multi_class and not tags.classifier_tags.multi_label
+    assert tags.requires_fit and not tags.non_deterministic
+    assert tags.target_tags.required and not tags.target_tags.multi_output
+    assert not tags.input_tags.allow_nan and not tags.input_tags.sparse
+    assert tags.input_tags.two_d_array and tags.input_tags.three_d_array  # images: CNN
+    assert not tags.input_tags.pairwise
+
+
 def test_no_expected_failures():
     """The conformance target: an empty expected-failures list in every routing mode."""
     assert EXPECTED_FAILED_CHECKS == {}
