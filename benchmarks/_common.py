@@ -45,12 +45,12 @@ def load_fashion_mnist(split: str = "train", n_samples: int | None = None, seed:
     ``n_samples`` draws a stratified-by-chance random subset (fixed ``seed``).
     """
     prefix = "train" if split == "train" else "t10k"
-    X = _read_idx(_find(f"{prefix}-images-idx3-ubyte")).reshape(-1, 784).astype(np.float32) / 255.0
+    X = _read_idx(_find(f"{prefix}-images-idx3-ubyte")).reshape(-1, 784)
     y = _read_idx(_find(f"{prefix}-labels-idx1-ubyte")).astype(np.int64)
     if n_samples is not None and n_samples < len(X):
         index = np.random.default_rng(seed).choice(len(X), n_samples, replace=False)
         X, y = X[index], y[index]
-    return X, y
+    return X.astype(np.float32) / np.float32(255.0), y
 
 
 def load_digits_data():

@@ -24,7 +24,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
-from sklearn_rtl import RTLClassifier, collapse_from_scores, similarity_lift  # noqa: E402
+from sklearn_rtl import (  # noqa: E402
+    RTLClassifier,
+    collapse_from_scores,
+    detect_collapse,
+    similarity_lift,
+)
 
 FULL = dict(
     settings=[("fashion", "label"), ("fashion", "kmeans"), ("fashion", "groups"),
@@ -106,7 +111,9 @@ def _rules():
                 return i
         return None
 
-    return {"similarity rise > 0.02": rise,
+    return {"detect_collapse (shipped: a layer's Jaccard stops falling, elasticity < 0.13)":
+            detect_collapse,
+            "similarity rise > 0.02 (paper)": rise,
             "similarity stops falling (< 5% relative drop)": flatten,
             "any layer's similarity stops falling (< 5%)": layer_flatten, "lift (J/J_random) falls": lift_peak,
             "any ticket's similarity rise > 0.02": ticket_rise,
@@ -182,6 +189,9 @@ def plot(runs, path):
             d = accuracy_drop(run)
             if d is not None:
                 ax.axvline(1 - run["curve"][d]["sparsity"], color="C0", lw=0.6, alpha=0.5)
+            f = detect_collapse(run["curve"])
+            if f is not None:
+                ax.axvline(1 - run["curve"][f]["sparsity"], color="C3", lw=0.6, ls="--", alpha=0.6)
         ax.set_title(f"{key[0]} / {key[1]}", fontsize=9)
         _sparsity_axis(ax)
         ax.set_ylim(0, 1.02)

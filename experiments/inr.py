@@ -116,15 +116,13 @@ def save_figure(name, image, regions, reconstructions, sparsities):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    columns = 2 + len(sparsities)
+    columns = 1 + len(sparsities)
     fig, axes = plt.subplots(2, columns, figsize=(2.6 * columns, 4.6))
     axes[0, 0].imshow(image)
     axes[0, 0].set_title("original")
     axes[1, 0].imshow(regions.reshape(image.shape[:2]), cmap="tab10")
     axes[1, 0].set_title(f"{regions.max() + 1} regions")
-    for ax in axes[:, 1]:
-        ax.axis("off")
-    for column, sparsity in enumerate(sparsities, start=2):
+    for column, sparsity in enumerate(sparsities, start=1):
         for row, method in enumerate(("RTL", "single")):
             estimate = reconstructions[(method, sparsity)]
             axes[row, column].imshow(estimate)

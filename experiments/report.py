@@ -166,6 +166,11 @@ def main():
             out.append(f"| {name} | {r['before']} | {r['at']} | {r['after']} ({r['after_by_one_round']}) | {r['missed']} | "
                        f"{r['false_alarm_no_drop']} | {r['quiet_no_drop']} |")
     (C.RESULTS / "tables.md").write_text("\n".join(out) + "\n")
+    doc = C.ROOT / "docs" / "paper-reproduction.md"
+    marker = "<!-- generated tables: python experiments/report.py -->"
+    if doc.exists() and marker in doc.read_text():
+        head = doc.read_text().split(marker)[0]
+        doc.write_text(head + marker + "\n\n" + "\n".join(out) + "\n")
     print("\n".join(out))
 
 

@@ -12,12 +12,14 @@ from ._diagnostics import (
     ticket_similarity,
 )
 from ._network import MLP, TicketNetwork, find_prunable
+from ._progress import FitProgressBar
 from ._regressor import RTLRegressor
 from ._tickets import density_schedule, prune_by_magnitude
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "FitProgressBar",
     "MLP",
     "RTLClassifier",
     "RTLRegressor",

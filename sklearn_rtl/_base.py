@@ -34,6 +34,7 @@ from ._diagnostics import (
     ticket_similarity,
 )
 from ._network import MLP, TicketNetwork
+from ._progress import FitProgressBar
 from ._routing import make_router
 from ._tickets import (
     density_schedule,
@@ -266,6 +267,9 @@ class BaseRTL(BaseEstimator):
 
     def _make_net(self, network, rng):
         callbacks = [("stage", RecordStage())]
+        if self.verbose >= 2:
+            total = self.rewind_epoch + (self.n_prune_rounds + 1) * self.max_epochs
+            callbacks.append(("progress", FitProgressBar(total_epochs=total)))
         callbacks += [(f"user_{i}", cb) for i, cb in enumerate(copy.deepcopy(self.callbacks or []))]
         optimizer_params = {f"optimizer__{k}": v for k, v in (self.optimizer_params or {}).items()}
         net = TicketNet(

@@ -104,7 +104,8 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
     random_state : int, RandomState instance or None, default=None
         Seeds the initialization, the router and the batch order.
     verbose : int, default=0
-        ``1`` prints a line per epoch with its stage (pruning round or retraining).
+        ``1`` prints a line per epoch with its stage (pruning round or retraining);
+        ``2`` also shows one progress bar over all epochs of the fit (stderr).
     prune_scope : {"layer", "global"}, default="layer"
         Magnitude ranking per layer (every layer keeps ``1 - sparsity`` of its weights) or
         across all prunable layers. The paper does not say; ``"layer"`` measured better on

@@ -78,7 +78,7 @@ class KMeansRouter(EstimatorRouter):
         super().__init__(
             make_pipeline(
                 StandardScaler(),
-                KMeans(n_clusters=n_clusters, n_init=10, random_state=random_state),
+                KMeans(n_clusters=n_clusters, n_init="auto", random_state=random_state),
             )
         )
 

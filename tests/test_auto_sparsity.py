@@ -32,7 +32,7 @@ def test_auto_chooses_a_pruned_round(digits):
     assert clf.auto_round_ == expected
     chosen = 0.0 if expected == 0 else clf.collapse_curve_[expected - 1]["sparsity"]
     np.testing.assert_allclose(clf.ticket_sparsity_, chosen, atol=0.01)
-    assert clf.ticket_sparsity_.max() <= 0.95 + 1e-6
+    assert clf.ticket_sparsity_.max() <= 0.95 + 0.01  # per-layer rounding
     clf.predict(X[:5])
 
 

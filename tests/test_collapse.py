@@ -34,12 +34,23 @@ def test_drop_persists():
     assert drop_persists([0.9, 0.8], patience=1)
 
 
-def test_detect_collapse_rise_and_fall():
-    falling = [{"similarity": s} for s in (0.8, 0.6, 0.4, 0.2)]
-    assert detect_collapse(falling) is None
-    rising = [{"similarity": s} for s in (0.8, 0.6, 0.65, 0.2)]
-    assert detect_collapse(rising) == 2
-    assert detect_collapse(rising, rise=0.1) is None
+def _curve(densities, sims):
+    return [{"sparsity": 1 - d, "similarity": j, "layer_similarity": {"a": j, "b": j}}
+            for d, j in zip(densities, sims)]
+
+
+def test_detect_collapse_plateau_and_rise():
+    d = [0.5, 0.25, 0.125, 0.0625]
+    assert detect_collapse(_curve(d, [0.8, 0.6, 0.4, 0.2])) is None
+    assert detect_collapse(_curve(d, [0.8, 0.6, 0.59, 0.5])) == 2  # stops falling
+    assert detect_collapse(_curve(d, [0.8, 0.6, 0.65, 0.2]), rule="rise") == 2
+    assert detect_collapse(_curve(d, [0.8, 0.6, 0.65, 0.2]), rule="rise", rise=0.1) is None
+    assert detect_collapse(_curve(d, [1.0] * 4)) is None  # single ticket
+    curve = _curve(d, [0.8, 0.6, 0.4, 0.2])
+    curve[2]["layer_similarity"]["b"] = 0.6  # one layer plateaus
+    assert detect_collapse(curve) == 2
+    with pytest.raises(ValueError):
+        detect_collapse(curve, rule="spike")
 
 
 def test_similarity_lift():
