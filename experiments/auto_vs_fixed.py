@@ -26,11 +26,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--seeds", type=int, nargs="*", default=None)
     args = parser.parse_args(argv)
     cfg = table1.QUICK if args.quick else table1.FULL
+    if args.seeds:
+        cfg = dict(cfg, seeds=args.seeds)
     out = Path(args.out) if args.out else C.RESULTS
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"auto_{cfg['dataset']}{'_quick' if args.quick else ''}.jsonl"
+    tag = "_quick" if args.quick else ("_s" + "".join(map(str, args.seeds)) if args.seeds else "")
+    path = out / f"auto_{cfg['dataset']}{tag}.jsonl"
     if path.exists():
         path.unlink()
     torch.set_num_threads(1)

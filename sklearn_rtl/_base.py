@@ -595,6 +595,8 @@ class BaseRTL(BaseEstimator):
         network = self.net_.module_
         network.eval()
         device = self.net_.device
+        if not X.flags.writeable:  # torch refuses to wrap read-only memory (e.g. memmaps)
+            X = X.copy()
         outputs = []
         with torch.inference_mode():
             for start in range(0, len(X), _INFER_BATCH):
