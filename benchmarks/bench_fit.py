@@ -58,9 +58,17 @@ def dense_time(X, y, hidden, epochs, batch_size=128):
 
     torch.manual_seed(0)
     net = NeuralNetClassifier(
-        MLP, module__n_features=X.shape[1], module__hidden_layer_sizes=hidden,
-        module__n_outputs=10, criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam,
-        lr=1e-3, max_epochs=epochs, batch_size=batch_size, train_split=None, verbose=0,
+        MLP,
+        module__n_features=X.shape[1],
+        module__hidden_layer_sizes=hidden,
+        module__n_outputs=10,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=epochs,
+        batch_size=batch_size,
+        train_split=None,
+        verbose=0,
     )
     start = time.perf_counter()
     net.fit(X, y)
@@ -95,12 +103,15 @@ def main():
     n = 1500 if quick else 10000
     X, y = load_fashion_mnist(n_samples=n, seed=0)
     hidden = (64, 64) if quick else (256, 256)
-    base = dict(hidden_layer_sizes=hidden, n_prune_rounds=2, max_epochs=1 if quick else 2,
-                sparsity=0.9)
+    base = dict(
+        hidden_layer_sizes=hidden, n_prune_rounds=2, max_epochs=1 if quick else 2, sparsity=0.9
+    )
     print(f"# bench_fit: {machine()}; threads={args.threads}")
-    print(f"# Fashion-MNIST n={n}, MLP 784-{'-'.join(map(str, hidden))}-10, "
-          f"{base['n_prune_rounds']} rounds x {base['max_epochs']} epochs + retrain, "
-          f"repeats={repeats} (median)")
+    print(
+        f"# Fashion-MNIST n={n}, MLP 784-{'-'.join(map(str, hidden))}-10, "
+        f"{base['n_prune_rounds']} rounds x {base['max_epochs']} epochs + retrain, "
+        f"repeats={repeats} (median)"
+    )
     fit_time(X[:300], y[:300], **{**base, "n_clusters": 2})  # warm-up (imports, threads)
 
     if "1" in sections:
@@ -108,22 +119,29 @@ def main():
         configs = {}
         for impl in ("before", "after"):
             for k in [1, *ks]:
-                configs[(impl, k)] = (lambda impl=impl, k=k: fit_time(X, y, impl, n_clusters=k, **base))
+                configs[(impl, k)] = lambda impl=impl, k=k: fit_time(
+                    X, y, impl, n_clusters=k, **base
+                )
         configs[("after", "8, KMeans n_init=1")] = lambda: fit_time(
-            X, y, "after", routing=_kmeans_n_init_1(8), **base)
+            X, y, "after", routing=_kmeans_n_init_1(8), **base
+        )
         med, imbalance = run_grid(configs, repeats)
         print("\n## 1. fit time, RTL (KMeans, K tickets) / single ticket (K=1)")
-        print("| K | imbalance | before: s | before: ratio | after: s | after: ratio "
-              "| speed-up | KMeans router: s | after, training only: ratio |")
+        print(
+            "| K | imbalance | before: s | before: ratio | after: s | after: ratio "
+            "| speed-up | KMeans router: s | after, training only: ratio |"
+        )
         print("|---|---|---|---|---|---|---|---|---|")
         a1 = med[("after", 1)] - imbalance[("after", 1)][1]
         for k in [1, *ks, "8, KMeans n_init=1"]:
             b = med.get(("before", k), float("nan"))
             a = med[("after", k)]
             imb, route = imbalance[("after", k)]
-            print(f"| {k} | {imb:.2f} | {b:.2f} | {b / med[('before', 1)]:.2f} "
-                  f"| {a:.2f} | {a / med[('after', 1)]:.2f} | {b / a:.2f}x | {route:.2f} "
-                  f"| {(a - route) / a1:.2f} |")
+            print(
+                f"| {k} | {imb:.2f} | {b:.2f} | {b / med[('before', 1)]:.2f} "
+                f"| {a:.2f} | {a / med[('after', 1)]:.2f} | {b / a:.2f}x | {route:.2f} "
+                f"| {(a - route) / a1:.2f} |"
+            )
 
     if "2" in sections:
         k = 8
@@ -132,9 +150,11 @@ def main():
             "single ticket (K=1)": lambda: fit_time(X, y, n_clusters=1, **base),
             f"RTL K={k}": lambda: fit_time(X, y, n_clusters=k, **base),
             f"share_weights=False K={k}": lambda: fit_time(
-                X, y, n_clusters=k, share_weights=False, **base),
+                X, y, n_clusters=k, share_weights=False, **base
+            ),
             f"dense skorch NeuralNetClassifier, {epochs} epochs": lambda: dense_time(
-                X, y, hidden, epochs),
+                X, y, hidden, epochs
+            ),
         }
         med, _ = run_grid(configs, repeats)
         rtl = med[f"RTL K={k}"]
@@ -151,30 +171,38 @@ def main():
         configs = {}
         for size in sizes:
             for k in (1, 8):
-                configs[(size, k)] = (lambda size=size, k=k: fit_time(
-                    X_all[:size], y_all[:size], n_clusters=k, **scale))
+                configs[(size, k)] = lambda size=size, k=k: fit_time(
+                    X_all[:size], y_all[:size], n_clusters=k, **scale
+                )
         med, imbalance = run_grid(configs, 1 if not quick else 1)
         print("\n## 5a. fit time vs n_samples (1 round x 1 epoch + retrain, 1 run each)")
-        print("| n_samples | K=1: s | K=8: s | ratio | imbalance | K=8 router: s | K=1 us/sample-epoch |")
+        print(
+            "| n_samples | K=1: s | K=8: s | ratio | imbalance | K=8 router: s | K=1 us/sample-epoch |"
+        )
         print("|---|---|---|---|---|---|---|")
         for size in sizes:
             t1, t8 = med[(size, 1)], med[(size, 8)]
-            print(f"| {size} | {t1:.2f} | {t8:.2f} | {t8 / t1:.2f} | {imbalance[(size, 8)][0]:.2f} "
-                  f"| {imbalance[(size, 8)][1]:.2f} | {t1 / (2 * size) * 1e6:.0f} |")
+            print(
+                f"| {size} | {t1:.2f} | {t8:.2f} | {t8 / t1:.2f} | {imbalance[(size, 8)][0]:.2f} "
+                f"| {imbalance[(size, 8)][1]:.2f} | {t1 / (2 * size) * 1e6:.0f} |"
+            )
         widths = [(64, 64), (256, 256)] if quick else [(64, 64), (256, 256), (1024, 1024)]
         Xw, yw = X_all[:4000], y_all[:4000]
         configs = {}
         for width in widths:
             for k in (1, 8):
-                configs[(width, k)] = (lambda width=width, k=k: fit_time(
-                    Xw, yw, n_clusters=k, **dict(scale, hidden_layer_sizes=width)))
+                configs[(width, k)] = lambda width=width, k=k: fit_time(
+                    Xw, yw, n_clusters=k, **dict(scale, hidden_layer_sizes=width)
+                )
         med, imbalance = run_grid(configs, repeats)
         print("\n## 5b. fit time vs width (n=4000, 1 round x 1 epoch + retrain)")
         print("| hidden | K=1: s | K=8: s | ratio | imbalance | K=8 router: s |")
         print("|---|---|---|---|---|---|")
         for width in widths:
             t1, t8 = med[(width, 1)], med[(width, 8)]
-            print(f"| {width} | {t1:.2f} | {t8:.2f} | {t8 / t1:.2f} | {imbalance[(width, 8)][0]:.2f} | {imbalance[(width, 8)][1]:.2f} |")
+            print(
+                f"| {width} | {t1:.2f} | {t8:.2f} | {t8 / t1:.2f} | {imbalance[(width, 8)][0]:.2f} | {imbalance[(width, 8)][1]:.2f} |"
+            )
 
 
 if __name__ == "__main__":

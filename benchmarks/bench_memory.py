@@ -28,8 +28,13 @@ from sklearn_rtl._network import TicketNetwork  # noqa: E402
 
 
 def _params(quick):
-    return dict(hidden_layer_sizes=(64, 64) if quick else (256, 256), n_prune_rounds=1,
-                max_epochs=1, sparsity=0.9, random_state=0)
+    return dict(
+        hidden_layer_sizes=(64, 64) if quick else (256, 256),
+        n_prune_rounds=1,
+        max_epochs=1,
+        sparsity=0.9,
+        random_state=0,
+    )
 
 
 def _data(quick):
@@ -76,22 +81,29 @@ def main():
     print(f"# bench_memory: {machine()}")
     print(f"# Fashion-MNIST n={len(X)}, {_params(args.quick)}")
     print("\n## 4. pickled size (bytes) and peak RSS growth during fit")
-    print("| model | pickle, packed masks | / single | pickle, bool masks (before) | / single "
-          "| peak RSS growth in fit: MB |")
+    print(
+        "| model | pickle, packed masks | / single | pickle, bool masks (before) | / single "
+        "| peak RSS growth in fit: MB |"
+    )
     print("|---|---|---|---|---|---|")
     rows = {}
     for name, config in configs.items():
         clf = RTLClassifier(**config, **_params(args.quick)).fit(X, y)
         out = subprocess.run(
-            [sys.executable, __file__, "--child", json.dumps(config)] + (["--quick"] if args.quick else []),
-            capture_output=True, text=True, check=True,
+            [sys.executable, __file__, "--child", json.dumps(config)]
+            + (["--quick"] if args.quick else []),
+            capture_output=True,
+            text=True,
+            check=True,
         )
         rss = json.loads(out.stdout.strip().splitlines()[-1])
         rows[name] = (*pickled_sizes(clf), rss["growth_mb"])
     single = rows["single ticket (K=1)"]
     for name, (packed, plain, growth) in rows.items():
-        print(f"| {name} | {packed:,} | {packed / single[0]:.2f} | {plain:,} | {plain / single[1]:.2f} "
-              f"| {growth:.0f} |")
+        print(
+            f"| {name} | {packed:,} | {packed / single[0]:.2f} | {plain:,} | {plain / single[1]:.2f} "
+            f"| {growth:.0f} |"
+        )
 
 
 if __name__ == "__main__":

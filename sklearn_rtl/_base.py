@@ -75,7 +75,10 @@ def _split_validation(X, y, y_train, groups, fraction, seed, stratify):
     except ValueError:  # a class too small to stratify
         fit_index, val_index = train_test_split(index, test_size=fraction, random_state=seed)
     fit_index, val_index = np.sort(fit_index), np.sort(val_index)
-    take = (lambda a, i: None if a is None else np.asarray(a)[i])
+
+    def take(a, i):
+        return None if a is None else np.asarray(a)[i]
+
     validation = (X[val_index], y[val_index], take(groups, val_index))
     return X[fit_index], y[fit_index], y_train[fit_index], take(groups, fit_index), validation
 
@@ -189,9 +192,7 @@ class BaseRTL(BaseEstimator):
         elif isinstance(self.sparsity, (bool, np.bool_)) or not isinstance(
             self.sparsity, numbers.Real
         ):
-            raise TypeError(
-                f"sparsity must be a float in [0, 1) or 'auto', got {self.sparsity!r}."
-            )
+            raise TypeError(f"sparsity must be a float in [0, 1) or 'auto', got {self.sparsity!r}.")
         elif not 0.0 <= self.sparsity < 1.0:
             raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity!r}.")
         _check_fraction(self.sparsity_ceiling, "sparsity_ceiling")
@@ -223,18 +224,16 @@ class BaseRTL(BaseEstimator):
         if isinstance(self.routing, str) and self.routing == "kmeans":
             _check_int(self.n_clusters, "n_clusters", 1)
             if self.n_clusters > n_samples:
-                raise ValueError(
-                    f"n_clusters={self.n_clusters} must be <= n_samples={n_samples}."
-                )
+                raise ValueError(f"n_clusters={self.n_clusters} must be <= n_samples={n_samples}.")
         if self.prune_scope not in ("layer", "global"):
-            raise ValueError(
-                f"prune_scope must be 'layer' or 'global', got {self.prune_scope!r}."
-            )
+            raise ValueError(f"prune_scope must be 'layer' or 'global', got {self.prune_scope!r}.")
         if not isinstance(self.ticket_batchnorm, (bool, np.bool_)):
             raise TypeError(f"ticket_batchnorm must be a bool, got {self.ticket_batchnorm!r}.")
         if not isinstance(self.share_weights, (bool, np.bool_)):
             raise TypeError(f"share_weights must be a bool, got {self.share_weights!r}.")
-        if not (isinstance(self.optimizer, type) and issubclass(self.optimizer, torch.optim.Optimizer)):
+        if not (
+            isinstance(self.optimizer, type) and issubclass(self.optimizer, torch.optim.Optimizer)
+        ):
             raise TypeError(
                 f"optimizer must be a torch.optim.Optimizer class, got {self.optimizer!r}."
             )
@@ -245,7 +244,9 @@ class BaseRTL(BaseEstimator):
         try:
             device = torch.device(self.device)
         except (RuntimeError, TypeError):
-            raise ValueError(f"device must be 'cpu', 'cuda' or a torch device, got {self.device!r}.") from None
+            raise ValueError(
+                f"device must be 'cpu', 'cuda' or a torch device, got {self.device!r}."
+            ) from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device='cuda' was requested but no CUDA GPU is available.")
         return hidden
@@ -315,8 +316,14 @@ class BaseRTL(BaseEstimator):
 
     def _fit_steps(self, X, y, groups=None):
         X, y = validate_data(
-            self, X, y, dtype=np.float32, ensure_all_finite=True,
-            multi_output=self._multi_output, y_numeric=self._y_numeric, allow_nd=True,
+            self,
+            X,
+            y,
+            dtype=np.float32,
+            ensure_all_finite=True,
+            multi_output=self._multi_output,
+            y_numeric=self._y_numeric,
+            allow_nd=True,
         )
         hidden = self._validate_hyperparameters(len(X))
         X = self._flatten_input(X, reset=True)  # routers see flat rows; the network, input_shape_
@@ -327,8 +334,13 @@ class BaseRTL(BaseEstimator):
         validation = None
         if auto or self.validation_fraction is not None:
             X, y, y_train, groups, validation = _split_validation(
-                X, y, y_train, groups, self.validation_fraction or _AUTO_VALIDATION_FRACTION,
-                int(random_state.randint(0, 2**31 - 1)), stratify=is_classifier(self),
+                X,
+                y,
+                y_train,
+                groups,
+                self.validation_fraction or _AUTO_VALIDATION_FRACTION,
+                int(random_state.randint(0, 2**31 - 1)),
+                stratify=is_classifier(self),
             )
 
         router = make_router(self.routing, self.n_clusters, int(router_seed), self.unknown_group)
@@ -353,8 +365,14 @@ class BaseRTL(BaseEstimator):
             rewind_point = theta0
             if self.rewind_epoch > 0:
                 self._train_stage(
-                    net, data, y_train, stage="rewind", n_copies=n_tickets, tied=True,
-                    start=theta0, epochs=self.rewind_epoch,
+                    net,
+                    data,
+                    y_train,
+                    stage="rewind",
+                    n_copies=n_tickets,
+                    tied=True,
+                    start=theta0,
+                    epochs=self.rewind_epoch,
                 )
                 rewind_point = {name: w[0].clone() for name, w in network.get_weights().items()}
 
@@ -372,9 +390,14 @@ class BaseRTL(BaseEstimator):
                 schedule = schedule + [None]
             for round_index, density in enumerate(schedule):
                 self._train_stage(
-                    net, data, y_train,
+                    net,
+                    data,
+                    y_train,
                     stage=f"prune_round_{round_index + 1}" if density is not None else "validate",
-                    n_copies=n_tickets, tied=False, start=rewind_point, epochs=self.max_epochs,
+                    n_copies=n_tickets,
+                    tied=False,
+                    start=rewind_point,
+                    epochs=self.max_epochs,
                 )
                 if validation is not None:
                     score, ticket_scores = self._validation_scores(*validation)
@@ -393,7 +416,8 @@ class BaseRTL(BaseEstimator):
                 masks = prune_by_magnitude(
                     {n: trained[n] for n in prunable},
                     {n: m.to(trained[n].device) for n, m in masks.items()},
-                    density, self.prune_scope,
+                    density,
+                    self.prune_scope,
                 )
                 network.set_masks(masks)
                 curve.append(self._curve_record(round_index + 1, masks))
@@ -409,8 +433,14 @@ class BaseRTL(BaseEstimator):
                 network.set_masks(candidates[chosen])
 
             self._train_stage(
-                net, data, y_train, stage="retrain", n_copies=n_tickets,
-                tied=bool(self.share_weights), start=rewind_point, epochs=self.max_epochs,
+                net,
+                data,
+                y_train,
+                stage="retrain",
+                n_copies=n_tickets,
+                tied=bool(self.share_weights),
+                start=rewind_point,
+                epochs=self.max_epochs,
             )
             if self.share_weights:
                 network.share()
@@ -473,9 +503,7 @@ class BaseRTL(BaseEstimator):
             try:
                 out = network.forward_ticket(torch.tensor(X[:2]), 0)
             except RuntimeError as error:
-                raise ValueError(
-                    f"The network cannot take X of shape {X.shape}: {error}"
-                ) from None
+                raise ValueError(f"The network cannot take X of shape {X.shape}: {error}") from None
             finally:
                 network.train(was_training)
         if out.ndim != 2 or out.shape[1] != n_expected:
@@ -561,7 +589,11 @@ class BaseRTL(BaseEstimator):
         if len(self._X_sample_shape) > 1:  # image input: name the shapes before sklearn does
             self._check_sample_shape(np.shape(X)[1:])
         X = validate_data(
-            self, X, dtype=np.float32, ensure_all_finite=True, reset=False,
+            self,
+            X,
+            dtype=np.float32,
+            ensure_all_finite=True,
+            reset=False,
             allow_nd=len(self._X_sample_shape) > 1,
         )
         return self._flatten_input(X, reset=False)

@@ -72,8 +72,9 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
         held-out balanced accuracy falls for good (every later score more than 0.02 below
         the best earlier one, :func:`~sklearn_rtl.collapse_from_scores`), or the
         ceiling's masks if it never does, then retrains as usual on the remaining rows.
-        Pruning stops early once two consecutive rounds score that low. The label-free similarity rule is *not* used for this: it
-        was not reliable on our data (``docs/paper-reproduction.md``).
+        Pruning stops early once two consecutive rounds score that low. The label-free
+        similarity rule is *not* used for this: it was not reliable on our data
+        (``docs/paper-reproduction.md``).
     n_prune_rounds : int, default=4
         Pruning rounds of ticket extraction (with ``sparsity="auto"``, the rounds up to
         ``sparsity_ceiling``: more rounds give a finer choice).

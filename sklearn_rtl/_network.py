@@ -46,7 +46,7 @@ class MLP(nn.Module):
         super().__init__()
         sizes = [n_features, *hidden_layer_sizes]
         layers: list[nn.Module] = []
-        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False):
             layers += [nn.Linear(n_in, n_out), nn.ReLU()]
         layers.append(nn.Linear(sizes[-1], n_outputs))
         self.layers = nn.Sequential(*layers)
@@ -93,8 +93,11 @@ def _has_hooks(module: nn.Module) -> bool:
     return any(
         getattr(module, attr, None)
         for attr in (
-            "_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
-            "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs",
+            "_forward_hooks",
+            "_forward_pre_hooks",
+            "_backward_hooks",
+            "_forward_hooks_with_kwargs",
+            "_forward_pre_hooks_with_kwargs",
         )
     )
 
@@ -367,9 +370,11 @@ class TicketNetwork(nn.Module):
         else:
             # Unequal groups (routed prediction): one pass per ticket, masked weights shared.
             parts = []
-            for k, chunk in zip(present_list, torch.split(Xs, sizes)):
+            for k, chunk in zip(present_list, torch.split(Xs, sizes), strict=False):
                 parts.append(
-                    self._plan_2d(chunk, {n: p[k if p.shape[0] > 1 else 0] for n, p in params.items()})
+                    self._plan_2d(
+                        chunk, {n: p[k if p.shape[0] > 1 else 0] for n, p in params.items()}
+                    )
                 )
             out = torch.cat(parts)
         if order is None:

@@ -62,8 +62,12 @@ class FitProgressBar(Callback):
         from tqdm import tqdm
 
         return tqdm(
-            total=self.total_epochs, desc=self.desc, unit="epoch", leave=self.leave,
-            file=self.file if self.file is not None else sys.stderr, dynamic_ncols=True,
+            total=self.total_epochs,
+            desc=self.desc,
+            unit="epoch",
+            leave=self.leave,
+            file=self.file if self.file is not None else sys.stderr,
+            dynamic_ncols=True,
         )
 
     def on_epoch_end(self, net, **kwargs):

@@ -142,9 +142,7 @@ class GroupRouter:
             known = np.zeros(len(groups), dtype=bool)
             tickets = np.zeros(len(groups), dtype=np.int64)
         else:
-            tickets = np.clip(
-                np.searchsorted(self.ticket_labels_, groups), 0, self.n_tickets_ - 1
-            )
+            tickets = np.clip(np.searchsorted(self.ticket_labels_, groups), 0, self.n_tickets_ - 1)
             known = self.ticket_labels_[tickets] == groups
         if not np.all(known):
             if self.unknown_group == "error":

@@ -116,10 +116,11 @@ def prune_by_magnitude(
             flat = torch.cat(scores)
             n_keep = min(int(round(density * flat.numel())), int(flat.gt(-1).sum()))
             kept = _keep_top(flat, n_keep)
-            for name, part in zip(names, torch.split(kept, [s.numel() for s in scores])):
+            parts = torch.split(kept, [s.numel() for s in scores])
+            for name, part in zip(names, parts, strict=True):
                 new_masks[name][k] = part.view_as(masks[name][k])
         else:
-            for name, layer_scores in zip(names, scores):
+            for name, layer_scores in zip(names, scores, strict=True):
                 n_keep = max(1, int(round(density * layer_scores.numel())))
                 n_keep = min(n_keep, int(layer_scores.gt(-1).sum()))
                 new_masks[name][k] = _keep_top(layer_scores, n_keep).view_as(masks[name][k])

@@ -72,7 +72,7 @@ class TicketBatchLoader:
             pools = [(np.flatnonzero(self.y == k), np.flatnonzero(self.y != k)) for k in tickets]
             n_steps = max(-(-len(pos) // half) for pos, _ in pools)
             plan = []
-            for k, (pos, neg) in zip(tickets, pools):
+            for k, (pos, neg) in zip(tickets, pools, strict=False):
                 n_pos = min(half, len(pos))
                 n_neg = min(half, len(neg))
                 pos_seq = _cycled(pos, n_steps * n_pos, rng).reshape(n_steps, n_pos)
@@ -84,7 +84,7 @@ class TicketBatchLoader:
         pools = [np.flatnonzero(self.ticket == k) for k in tickets]
         n_steps = max(-(-len(pool) // self.batch_size) for pool in pools)
         plan = []
-        for k, pool in zip(tickets, pools):
+        for k, pool in zip(tickets, pools, strict=False):
             size = min(self.batch_size, len(pool))
             plan.append((k, _cycled(pool, n_steps * size, self.rng).reshape(n_steps, size)))
         return plan
@@ -135,7 +135,9 @@ class TicketNet(NeuralNet):
                 y_pred.reshape(-1), target, reduction="none"
             )
         elif self.task == "regression":
-            per_sample = F.mse_loss(y_pred, y_true.to(y_pred.dtype).view_as(y_pred), reduction="none")
+            per_sample = F.mse_loss(
+                y_pred, y_true.to(y_pred.dtype).view_as(y_pred), reduction="none"
+            )
             per_sample = per_sample.reshape(len(y_pred), -1).mean(1)
         else:
             per_sample = F.cross_entropy(y_pred, y_true.long().reshape(-1), reduction="none")
@@ -155,8 +157,14 @@ class TicketNet(NeuralNet):
         """
         named_parameters = self.get_all_learnable_params()
         args, kwargs = self.get_params_for_optimizer("optimizer", named_parameters)
-        args = tuple(list(a) if not isinstance(a, (list, tuple, dict, torch.Tensor)) else a for a in args)
-        if self.optimizer in _FUSED_OPTIMIZERS and "fused" not in kwargs and "foreach" not in kwargs:
+        args = tuple(
+            list(a) if not isinstance(a, (list, tuple, dict, torch.Tensor)) else a for a in args
+        )
+        if (
+            self.optimizer in _FUSED_OPTIMIZERS
+            and "fused" not in kwargs
+            and "foreach" not in kwargs
+        ):
             try:
                 self.optimizer_ = self.optimizer(*args, fused=True, **kwargs)
                 return self

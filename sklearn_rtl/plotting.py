@@ -68,7 +68,12 @@ def _heatmap(ax, matrix, labels, title, annotate, cmap, colorbar):
             for j in range(len(matrix)):
                 value = matrix[i, j]
                 ax.text(
-                    j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                    j,
+                    i,
+                    f"{value:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
                     color="black" if value > 0.6 else "white",
                 )
     if colorbar:
@@ -155,8 +160,16 @@ def plot_similarity(
     return ax
 
 
-def plot_layer_similarity(estimator, *, include_global=True, labels=None, annotate=None,
-                          cmap="viridis", ncols=3, figsize=None):
+def plot_layer_similarity(
+    estimator,
+    *,
+    include_global=True,
+    labels=None,
+    annotate=None,
+    cmap="viridis",
+    ncols=3,
+    figsize=None,
+):
     """One similarity heatmap per prunable layer (and the global one) in one figure.
 
     Parameters
@@ -213,7 +226,7 @@ def plot_layer_similarity(estimator, *, include_global=True, labels=None, annota
     image = None
     for ax, (title, matrix) in zip(axes.flat, panels, strict=False):
         image = _heatmap(ax, np.asarray(matrix), labels, title, annotate, cmap, colorbar=False)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         fig.delaxes(ax)
     fig.colorbar(image, ax=axes.ravel().tolist(), label="Jaccard similarity", shrink=0.8)
     return fig
@@ -288,8 +301,14 @@ def plot_collapse_curve(
     if show_tickets and "ticket_similarity" in curve[0]:
         per_ticket = np.array([r["ticket_similarity"] for r in curve], dtype=np.float64)
         for k in range(per_ticket.shape[1]):
-            ax.plot(sparsity, per_ticket[:, k], color="tab:blue", alpha=0.3, linewidth=0.8,
-                    label="_ticket")
+            ax.plot(
+                sparsity,
+                per_ticket[:, k],
+                color="tab:blue",
+                alpha=0.3,
+                linewidth=0.8,
+                label="_ticket",
+            )
     if show_layers and "layer_similarity" in curve[0]:
         for name in curve[0]["layer_similarity"]:
             values = [r["layer_similarity"][name] for r in curve]
@@ -377,14 +396,28 @@ def plot_ticket_sparsity(estimator, *, ax=None, labels=None, show_target=True, s
     positions = np.arange(len(values))
     bars = ax.bar(positions, values, color="tab:green", label="ticket sparsity")
     ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], fontsize=8, padding=2)
-    ax.set_xticks(positions, labels, rotation=45 if len(values) > 6 else 0, ha="right"
-                  if len(values) > 6 else "center")
+    ax.set_xticks(
+        positions,
+        labels,
+        rotation=45 if len(values) > 6 else 0,
+        ha="right" if len(values) > 6 else "center",
+    )
     if show_target and hasattr(estimator, "sparsity"):
-        ax.axhline(estimator.sparsity, color="black", linestyle="--", linewidth=1,
-                   label=f"target sparsity ({estimator.sparsity:.2f})")
+        ax.axhline(
+            estimator.sparsity,
+            color="black",
+            linestyle="--",
+            linewidth=1,
+            label=f"target sparsity ({estimator.sparsity:.2f})",
+        )
     if show_union and hasattr(estimator, "sparsity_"):
-        ax.axhline(estimator.sparsity_, color="tab:red", linestyle=":", linewidth=1.5,
-                   label=f"union of masks ({estimator.sparsity_:.2f})")
+        ax.axhline(
+            estimator.sparsity_,
+            color="tab:red",
+            linestyle=":",
+            linewidth=1.5,
+            label=f"union of masks ({estimator.sparsity_:.2f})",
+        )
     ax.set_ylim(0.0, 1.08)
     ax.set_ylabel("sparsity (fraction removed)")
     ax.set_xlabel("ticket")

@@ -15,8 +15,9 @@ def digits():
 
 
 def _small(**kw):
-    params = dict(hidden_layer_sizes=(16,), n_clusters=2, n_prune_rounds=3, max_epochs=1,
-                  random_state=0)
+    params = dict(
+        hidden_layer_sizes=(16,), n_clusters=2, n_prune_rounds=3, max_epochs=1, random_state=0
+    )
     params.update(kw)
     return RTLClassifier(**params)
 
@@ -59,8 +60,12 @@ def test_auto_keeps_dense_if_first_round_collapses(digits, monkeypatch):
 
 @pytest.mark.parametrize(
     "params, error",
-    [({"sparsity": "best"}, ValueError), ({"sparsity_ceiling": 1.0}, ValueError),
-     ({"validation_fraction": 0.0}, ValueError), ({"validation_fraction": "x"}, TypeError)],
+    [
+        ({"sparsity": "best"}, ValueError),
+        ({"sparsity_ceiling": 1.0}, ValueError),
+        ({"validation_fraction": 0.0}, ValueError),
+        ({"validation_fraction": "x"}, TypeError),
+    ],
 )
 def test_invalid_parameters(digits, params, error):
     X, y = digits

@@ -35,8 +35,10 @@ def test_drop_persists():
 
 
 def _curve(densities, sims):
-    return [{"sparsity": 1 - d, "similarity": j, "layer_similarity": {"a": j, "b": j}}
-            for d, j in zip(densities, sims)]
+    return [
+        {"sparsity": 1 - d, "similarity": j, "layer_similarity": {"a": j, "b": j}}
+        for d, j in zip(densities, sims, strict=False)
+    ]
 
 
 def test_detect_collapse_plateau_and_rise():
@@ -54,15 +56,25 @@ def test_detect_collapse_plateau_and_rise():
 
 
 def test_similarity_lift():
-    lift = similarity_lift([{"similarity": 0.5, "random_similarity": 0.25},
-                            {"similarity": 0.1, "random_similarity": 0.1}])
+    lift = similarity_lift(
+        [
+            {"similarity": 0.5, "random_similarity": 0.25},
+            {"similarity": 0.1, "random_similarity": 0.1},
+        ]
+    )
     np.testing.assert_allclose(lift, [2.0, 1.0])
 
 
 def test_fitted_collapse_attributes():
     X, y = load_digits(return_X_y=True)
-    clf = RTLClassifier(hidden_layer_sizes=(16,), n_clusters=2, sparsity=0.9,
-                        n_prune_rounds=2, max_epochs=1, random_state=0).fit(X[:300] / 16, y[:300])
+    clf = RTLClassifier(
+        hidden_layer_sizes=(16,),
+        n_clusters=2,
+        sparsity=0.9,
+        n_prune_rounds=2,
+        max_epochs=1,
+        random_state=0,
+    ).fit(X[:300] / 16, y[:300])
     assert isinstance(clf.collapse_detected_, bool)
     index = detect_collapse(clf.collapse_curve_)
     assert clf.collapse_detected_ == (index is not None)
@@ -75,9 +87,15 @@ def test_fitted_collapse_attributes():
 
 def test_validation_curve_records():
     X, y = load_digits(return_X_y=True)
-    clf = RTLClassifier(hidden_layer_sizes=(16,), routing="label", sparsity=0.9,
-                        n_prune_rounds=2, max_epochs=1, validation_fraction=0.2,
-                        random_state=0).fit(X[:400] / 16, y[:400])
+    clf = RTLClassifier(
+        hidden_layer_sizes=(16,),
+        routing="label",
+        sparsity=0.9,
+        n_prune_rounds=2,
+        max_epochs=1,
+        validation_fraction=0.2,
+        random_state=0,
+    ).fit(X[:400] / 16, y[:400])
     assert 0.0 <= clf.validation_score_dense_ <= 1.0
     for record in clf.collapse_curve_:
         assert 0.0 <= record["val_score"] <= 1.0
@@ -96,7 +114,9 @@ def experiments_path(monkeypatch):
 def test_collapse_experiment_quick(tmp_path, experiments_path):
     import collapse_curves
 
-    runs, rules = collapse_curves.main(["--quick", "--out", str(tmp_path), "--figures", str(tmp_path)])
+    runs, rules = collapse_curves.main(
+        ["--quick", "--out", str(tmp_path), "--figures", str(tmp_path)]
+    )
     assert runs and all(len(r["curve"]) == 3 for r in runs)
     assert (tmp_path / "collapse_curves.png").stat().st_size > 0
     saved = json.loads((tmp_path / "collapse_rules.json").read_text())

@@ -14,9 +14,25 @@ DOCS = ROOT / "docs"
 def test_sphinx_build_warnings_as_errors(tmp_path):
     out = tmp_path / "html"
     result = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-E", "-q", "-b", "html",
-         "-d", str(tmp_path / "doctrees"), str(DOCS), str(out)],
-        capture_output=True, text=True, cwd=ROOT, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-E",
+            "-q",
+            "-b",
+            "html",
+            "-d",
+            str(tmp_path / "doctrees"),
+            str(DOCS),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
     )
     assert result.returncode == 0, f"sphinx-build -W failed:\n{result.stdout}\n{result.stderr}"
 
@@ -34,8 +50,12 @@ def test_sphinx_build_warnings_as_errors(tmp_path):
     api = (out / "api.html").read_text(encoding="utf-8")
     for name in sklearn_rtl.__all__:
         assert f'id="sklearn_rtl.{name}"' in api, f"{name} is missing from the API reference"
-    for name in ("plot_similarity", "plot_layer_similarity", "plot_collapse_curve",
-                 "plot_ticket_sparsity"):
+    for name in (
+        "plot_similarity",
+        "plot_layer_similarity",
+        "plot_collapse_curve",
+        "plot_ticket_sparsity",
+    ):
         assert f'id="sklearn_rtl.plotting.{name}"' in api
     assert "Examples" in api
 

@@ -119,6 +119,10 @@ def test_grouped_cross_validation_routes_unseen_groups_to_nearest(context_data, 
     )
     with pytest.raises(ValueError, match="never seen during fit"):
         cross_val_score(
-            strict, X, y, cv=GroupKFold(n_splits=2), params={"groups": groups},
+            strict,
+            X,
+            y,
+            cv=GroupKFold(n_splits=2),
+            params={"groups": groups},
             error_score="raise",
         )

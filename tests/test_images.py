@@ -28,14 +28,6 @@ SMALL = dict(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def images():
     """60 single-channel 8x8 images of 3 classes: a bright pixel whose place is the class."""

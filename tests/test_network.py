@@ -100,7 +100,7 @@ def test_tied_update_is_sum_of_ticket_updates():
     network.set_weights({n: w[0] for n, w in network.get_weights().items()}, n_copies=2)
     before = network.snapshot()
     with torch.no_grad():
-        for key, param in network.weights.items():
+        for _key, param in network.weights.items():
             param[0] += 1.0
             param[1] += 2.0
     network.masked_update(before, tied=True)

@@ -29,7 +29,8 @@ def _network(n_tickets=3, n_copies=1, template=None, seed=0):
             p.add_(torch.randn_like(p) * 0.1)  # copies differ when n_copies > 1
     masks = prune_by_magnitude(
         {n: torch.randn_like(m, dtype=torch.float32) for n, m in network.get_masks().items()},
-        network.get_masks(), density=0.5,
+        network.get_masks(),
+        density=0.5,
     )
     network.set_masks(masks)
     return network

@@ -14,10 +14,14 @@ from nbclient import NotebookClient
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NOTEBOOKS = {
     "tabular.ipynb": {
-        "tabular_collapse_curve.png", "tabular_similarity.png", "tabular_ticket_sparsity.png",
+        "tabular_collapse_curve.png",
+        "tabular_similarity.png",
+        "tabular_ticket_sparsity.png",
     },
     "images.ipynb": {
-        "images_clusters.png", "images_similarity_label.png", "images_layer_similarity.png",
+        "images_clusters.png",
+        "images_similarity_label.png",
+        "images_layer_similarity.png",
         "images_collapse_curves.png",
     },
 }
@@ -45,7 +49,9 @@ def test_notebook_executes(name, tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = nbformat.read(EXAMPLES / name, as_version=4)
     client = NotebookClient(
-        nb, timeout=300, kernel_name="python3",
+        nb,
+        timeout=300,
+        kernel_name="python3",
         resources={"metadata": {"path": str(EXAMPLES)}},
     )
     client.execute()  # raises CellExecutionError with the cell's traceback on failure

@@ -16,18 +16,9 @@ from sklearn.exceptions import NotFittedError
 
 from sklearn_rtl import RTLClassifier
 
-SMALL = dict(hidden_layer_sizes=(8,), n_prune_rounds=1, max_epochs=2, n_clusters=2,
-             batch_size=16)
+SMALL = dict(hidden_layer_sizes=(8,), n_prune_rounds=1, max_epochs=2, n_clusters=2, batch_size=16)
 ROUTINGS = ["kmeans", "label", KMeans(n_clusters=2, n_init=1, random_state=0)]
 ROUTING_IDS = ["kmeans", "label", "estimator"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +145,9 @@ def test_random_state_none_varies(data, routing):
 # --------------------------------------------------------------------------- clone
 def test_clone_is_unfitted_with_identical_parameters(fitted, data):
     clf = RTLClassifier(
-        **SMALL, routing=fitted.routing, random_state=0,
+        **SMALL,
+        routing=fitted.routing,
+        random_state=0,
         optimizer_params={"weight_decay": 1e-4},
     )
     for source in (clf, fitted):

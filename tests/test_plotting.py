@@ -28,8 +28,12 @@ def data():
 def kmeans_model(data):
     X, y = data
     return RTLClassifier(
-        hidden_layer_sizes=(16, 8), n_clusters=3, sparsity=0.75, n_prune_rounds=3,
-        max_epochs=1, random_state=0,
+        hidden_layer_sizes=(16, 8),
+        n_clusters=3,
+        sparsity=0.75,
+        n_prune_rounds=3,
+        max_epochs=1,
+        random_state=0,
     ).fit(X, y)
 
 
@@ -38,8 +42,12 @@ def label_model(data):
     X, y = data
     keep = y < 4
     return RTLClassifier(
-        hidden_layer_sizes=(8,), routing="label", sparsity=0.5, n_prune_rounds=1,
-        max_epochs=1, random_state=0,
+        hidden_layer_sizes=(8,),
+        routing="label",
+        sparsity=0.5,
+        n_prune_rounds=1,
+        max_epochs=1,
+        random_state=0,
     ).fit(X[keep], y[keep] * 10)  # classes 0, 10, 20, 30 name the tickets
 
 
@@ -130,8 +138,13 @@ def test_collapse_curve_matches_estimator(kmeans_model):
 def test_collapse_curve_with_accuracy_and_tickets(kmeans_model):
     curve = kmeans_model.collapse_curve_
     accuracy = [0.9, 0.8, 0.5]
-    ax = plot_collapse_curve(kmeans_model, accuracy=accuracy, show_tickets=True,
-                             show_layers=True, accuracy_label="balanced accuracy")
+    ax = plot_collapse_curve(
+        kmeans_model,
+        accuracy=accuracy,
+        show_tickets=True,
+        show_layers=True,
+        accuracy_label="balanced accuracy",
+    )
     labelled = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
     per_ticket = [line for line in ax.get_lines() if line.get_label() == "_ticket"]
     assert len(per_ticket) == kmeans_model.n_tickets_
@@ -140,7 +153,9 @@ def test_collapse_curve_with_accuracy_and_tickets(kmeans_model):
     names = [line.get_label() for line in labelled]
     layers = list(kmeans_model.layer_similarity_)
     assert names == [f"similarity ({n})" for n in layers] + [
-        "similarity", "random masks", "balanced accuracy",
+        "similarity",
+        "random masks",
+        "balanced accuracy",
     ]
     acc = labelled[-1]
     np.testing.assert_allclose(acc.get_xdata(), [r["sparsity"] for r in curve])
@@ -164,7 +179,9 @@ def test_collapse_curve_from_records_with_accuracy_key():
     ]
     ax = plot_collapse_curve(curve)
     assert [line.get_label() for line in ax.get_lines()] == [
-        "similarity", "random masks", "accuracy",
+        "similarity",
+        "random masks",
+        "accuracy",
     ]
     np.testing.assert_allclose(ax.get_lines()[-1].get_ydata(), [0.9, 0.6])
     with pytest.raises(ValueError, match="empty"):
@@ -188,8 +205,15 @@ def test_collapse_curve_draws_held_out_scores():
 
 def test_collapse_curve_of_a_fit_with_held_out_scores(data):
     X, y = data
-    clf = RTLClassifier(hidden_layer_sizes=(8,), n_clusters=2, sparsity=0.75, n_prune_rounds=2,
-                        max_epochs=1, validation_fraction=0.25, random_state=0).fit(X, y)
+    clf = RTLClassifier(
+        hidden_layer_sizes=(8,),
+        n_clusters=2,
+        sparsity=0.75,
+        n_prune_rounds=2,
+        max_epochs=1,
+        validation_fraction=0.25,
+        random_state=0,
+    ).fit(X, y)
     scored = [r for r in clf.collapse_curve_ if r.get("val_score") is not None]
     assert scored
     ax = plot_collapse_curve(clf)

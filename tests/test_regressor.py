@@ -63,8 +63,16 @@ def test_baselines_as_settings(regression_data):
 
 
 @parametrize_with_checks(
-    [RTLRegressor(hidden_layer_sizes=(16,), n_clusters=2, n_prune_rounds=1, max_epochs=20,
-                  lr=1e-2, random_state=0)]
+    [
+        RTLRegressor(
+            hidden_layer_sizes=(16,),
+            n_clusters=2,
+            n_prune_rounds=1,
+            max_epochs=20,
+            lr=1e-2,
+            random_state=0,
+        )
+    ]
 )
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)

@@ -58,8 +58,13 @@ def data():
 
 def _search(n_jobs, callbacks=None):
     clf = RTLClassifier(
-        hidden_layer_sizes=(8,), n_prune_rounds=1, max_epochs=2, batch_size=16, lr=0.05,
-        random_state=0, callbacks=callbacks,
+        hidden_layer_sizes=(8,),
+        n_prune_rounds=1,
+        max_epochs=2,
+        batch_size=16,
+        lr=0.05,
+        random_state=0,
+        callbacks=callbacks,
     )
     return GridSearchCV(
         make_pipeline(StandardScaler(), clf), GRID, cv=2, n_jobs=n_jobs, error_score="raise"
@@ -68,12 +73,7 @@ def _search(n_jobs, callbacks=None):
 
 @pytest.fixture(scope="module")
 def serial_search(data):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _search(n_jobs=1).fit(*data)
-    finally:
-        torch.set_num_threads(previous)
+    return _search(n_jobs=1).fit(*data)
 
 
 def _check_search(search, data):
@@ -114,7 +114,11 @@ def test_loky_workers_do_not_oversubscribe_torch_threads(data):
     _pickle_by_value()
     X, y = data
     clf = RTLClassifier(
-        hidden_layer_sizes=(8,), n_prune_rounds=1, max_epochs=1, n_clusters=2, random_state=0,
+        hidden_layer_sizes=(8,),
+        n_prune_rounds=1,
+        max_epochs=1,
+        n_clusters=2,
+        random_state=0,
         callbacks=[RecordThreads()],
     )
     n_jobs = 2
@@ -166,7 +170,11 @@ def test_pipeline_grid_search_on_dask_cluster(dask_client, serial_search, data):
     # Inside fit on a Dask worker, torch runs one intra-op thread (the worker's share).
     assert set(dask_client.run(torch.get_num_threads).values()) == {1}
     clf = RTLClassifier(
-        hidden_layer_sizes=(8,), n_prune_rounds=1, max_epochs=1, n_clusters=2, random_state=0,
+        hidden_layer_sizes=(8,),
+        n_prune_rounds=1,
+        max_epochs=1,
+        n_clusters=2,
+        random_state=0,
         callbacks=[RecordThreads()],
     )
     with joblib.parallel_backend("dask"):

@@ -12,7 +12,6 @@ had to be.
 from __future__ import annotations
 
 import pytest
-import torch
 from sklearn.cluster import KMeans
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -45,15 +44,6 @@ EXPECTED_FAILED_CHECKS: dict[str, str] = {}
 
 def _expected_failed_checks(estimator):
     return EXPECTED_FAILED_CHECKS
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Tiny nets on a shared machine: intra-op threads only add synchronization cost.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)

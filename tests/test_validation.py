@@ -24,18 +24,9 @@ from sklearn.exceptions import NotFittedError
 
 from sklearn_rtl import RTLClassifier
 
-SMALL = dict(hidden_layer_sizes=(8,), n_prune_rounds=1, max_epochs=1, n_clusters=2,
-             random_state=0)
+SMALL = dict(hidden_layer_sizes=(8,), n_prune_rounds=1, max_epochs=1, n_clusters=2, random_state=0)
 ROUTINGS = ["kmeans", "label", KMeans(n_clusters=2, n_init=1, random_state=0)]
 ROUTING_IDS = ["kmeans", "label", "estimator"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -590,8 +581,18 @@ def _assert_clear_error(error):
 
 
 _dtypes = st.sampled_from(
-    [np.float64, np.float32, np.float16, np.int64, np.int8, np.uint8, np.bool_,
-     np.complex128, "U2", object]
+    [
+        np.float64,
+        np.float32,
+        np.float16,
+        np.int64,
+        np.int8,
+        np.uint8,
+        np.bool_,
+        np.complex128,
+        "U2",
+        object,
+    ]
 )
 _elements = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True, width=64),
