@@ -283,6 +283,7 @@ class BaseRTL(BaseEstimator):
             iterator_train=TicketBatchLoader,
             iterator_train__task=self._loss_task,
             iterator_train__rng=rng,
+            iterator_train__cycle=True,
             train_split=None,
             callbacks=callbacks,
             device=self.device,
@@ -297,6 +298,9 @@ class BaseRTL(BaseEstimator):
         network = net.module_
         network.set_weights(start, n_copies=n_copies)
         net.tied = tied
+        # Tied (joint) training cycles smaller tickets to equal updates (Alg. 2); untied
+        # training lets every ticket make only its own steps, as K separate runs would.
+        net.iterator_train__cycle = tied
         net.stage_ = stage
         net.max_epochs = epochs
         net.initialize_optimizer()

@@ -412,15 +412,24 @@ class TicketNetwork(nn.Module):
         }
 
     @torch.no_grad()
-    def masked_update(self, before: dict[str, torch.Tensor], tied: bool) -> None:
+    def masked_update(
+        self, before: dict[str, torch.Tensor], tied: bool, present: torch.Tensor | None = None
+    ) -> None:
         """Undo every change the optimizer made outside the masks, and tie shared weights.
 
         Ticket ``k``'s update is kept only on ``m_k``; a weight no ticket keeps does not
         move (bitwise), whatever the optimizer's moments say. With ``tied=True`` every copy
         held the shared ``theta`` before the step and the tickets' masked updates are summed
         into it (one update per ticket, as Alg. 2's round-robin), then copied back to all
-        copies.
+        copies. ``present`` (ticket ids, default all) lists the tickets that had samples in
+        the step: with ``tied=False`` the copies of the others are restored whole, so a
+        ticket that did not train does not move.
         """
+        absent = None
+        if present is not None and not tied:
+            absent = torch.ones(self.n_tickets, dtype=torch.bool)
+            absent[present.cpu()] = False
+            absent = torch.nonzero(absent).flatten()
         for name in self.param_names:
             key = _key(name)
             param = self.weights[key]
@@ -428,6 +437,9 @@ class TicketNetwork(nn.Module):
             if not tied:
                 if mask is not None:
                     torch.where(mask, param, before[key], out=param)
+                if absent is not None and len(absent):
+                    index = absent.to(param.device)
+                    param.index_copy_(0, index, before[key].index_select(0, index))
                 continue
             old = before[key]
             delta = param - old

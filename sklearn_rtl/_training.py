@@ -33,11 +33,15 @@ def _cycled(indices: np.ndarray, length: int, rng: np.random.Generator) -> np.nd
 
 
 class TicketBatchLoader:
-    """Iterates balanced multi-ticket mini-batches over a skorch ``Dataset``.
+    """Iterates multi-ticket mini-batches over a skorch ``Dataset``.
 
-    Every batch holds ``batch_size`` samples of every ticket (or all of a smaller ticket's
-    samples). One epoch makes as many steps as the largest ticket needs to see all of its
-    samples once; smaller tickets are cycled (Alg. 2, balanced dataset creation).
+    Every batch holds ``batch_size`` samples of every ticket in it (or all of a smaller
+    ticket's samples). With ``cycle=True`` (joint retraining, Alg. 2's balanced dataset)
+    one epoch makes as many steps as the largest ticket needs to see all of its samples
+    once, and smaller tickets are cycled, so every ticket gets the same number of updates.
+    With ``cycle=False`` (ticket extraction, Alg. 1, and the independent baseline) every
+    ticket makes only its own ``ceil(n_k / batch_size)`` steps per epoch, as K separate
+    trainings would, and drops out of the later steps of the epoch.
 
     With ``task="ovr"`` ticket ``k`` is a one-vs-rest detector of class ``k``: each of its
     batches is half positives (samples of class ``k``, cycled) and half negatives drawn from
@@ -52,56 +56,59 @@ class TicketBatchLoader:
     task : {"multiclass", "ovr"}, default="multiclass"
     rng : numpy.random.Generator, default=None
         Source of shuffling; reused across epochs.
+    cycle : bool, default=True
+        Whether smaller tickets are cycled to the largest ticket's number of steps.
     """
 
-    def __init__(self, dataset, batch_size, task="multiclass", rng=None, **_ignored):
+    def __init__(self, dataset, batch_size, task="multiclass", rng=None, cycle=True, **_ignored):
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.task = task
+        self.cycle = bool(cycle)
         self.rng = rng if rng is not None else np.random.default_rng()
         self.X = dataset.X["X"]
         self.ticket = np.asarray(dataset.X["ticket"])
         self.y = np.asarray(dataset.y)
 
     def _plan(self):
-        """Per ticket: ``(ticket, index array of shape (n_steps, samples per step))``."""
+        """Per ticket: ``(ticket, index array of shape (n_steps_k, samples per step))``."""
         tickets = np.unique(self.ticket)
         rng = self.rng
         if self.task == "ovr":
             half = max(1, self.batch_size // 2)
             pools = [(np.flatnonzero(self.y == k), np.flatnonzero(self.y != k)) for k in tickets]
-            n_steps = max(-(-len(pos) // half) for pos, _ in pools)
-            plan = []
-            for k, (pos, neg) in zip(tickets, pools, strict=False):
-                n_pos = min(half, len(pos))
-                n_neg = min(half, len(neg))
-                pos_seq = _cycled(pos, n_steps * n_pos, rng).reshape(n_steps, n_pos)
-                parts = [pos_seq]
+            own_steps = [-(-len(pos) // half) for pos, _ in pools]
+        else:
+            pools = [np.flatnonzero(self.ticket == k) for k in tickets]
+            own_steps = [-(-len(pool) // self.batch_size) for pool in pools]
+        longest = max(own_steps)
+        plan = []
+        for k, pool, steps in zip(tickets, pools, own_steps, strict=True):
+            n_steps = longest if self.cycle else steps
+            if self.task == "ovr":
+                pos, neg = pool
+                n_pos, n_neg = min(half, len(pos)), min(half, len(neg))
+                parts = [_cycled(pos, n_steps * n_pos, rng).reshape(n_steps, n_pos)]
                 if n_neg:
                     parts.append(_cycled(neg, n_steps * n_neg, rng).reshape(n_steps, n_neg))
                 plan.append((k, np.concatenate(parts, axis=1)))
-            return plan
-        pools = [np.flatnonzero(self.ticket == k) for k in tickets]
-        n_steps = max(-(-len(pool) // self.batch_size) for pool in pools)
-        plan = []
-        for k, pool in zip(tickets, pools, strict=False):
-            size = min(self.batch_size, len(pool))
-            plan.append((k, _cycled(pool, n_steps * size, self.rng).reshape(n_steps, size)))
+            else:
+                size = min(self.batch_size, len(pool))
+                plan.append((k, _cycled(pool, n_steps * size, rng).reshape(n_steps, size)))
         return plan
 
     def __iter__(self):
         plan = self._plan()
-        # A sample's ticket is the ticket whose batch it fills (under "ovr" the negatives
-        # of ticket k come from other classes but still train detector k).
-        step_tickets = np.concatenate(
-            [np.full(steps.shape[1], k, dtype=np.int64) for k, steps in plan]
-        )
-        for step in range(len(plan[0][1])):
-            index = np.concatenate([steps[step] for _, steps in plan])
-            yield {"X": self.X[index], "ticket": torch.as_tensor(step_tickets)}, self.y[index]
+        for step in range(max(len(steps) for _, steps in plan)):
+            active = [(k, steps[step]) for k, steps in plan if step < len(steps)]
+            index = np.concatenate([rows for _, rows in active])
+            # A sample's ticket is the ticket whose batch it fills (under "ovr" the
+            # negatives of ticket k come from other classes but still train detector k).
+            ticket = np.concatenate([np.full(len(rows), k, dtype=np.int64) for k, rows in active])
+            yield {"X": self.X[index], "ticket": torch.as_tensor(ticket)}, self.y[index]
 
     def __len__(self):
-        return len(self._plan()[0][1])
+        return max(len(steps) for _, steps in self._plan())
 
 
 class TicketNet(NeuralNet):
@@ -174,10 +181,15 @@ class TicketNet(NeuralNet):
         return self
 
     def train_step(self, batch, **fit_params):
-        # An untied update only needs the masked weights' old values.
-        before = self.module_.snapshot(prunable_only=not self.tied)
+        n_tickets = self.module_.n_tickets
+        present = torch.unique(to_tensor(batch[0]["ticket"], device="cpu"))
+        if len(present) == n_tickets:
+            present = None
+        # An untied update with every ticket present only needs the masked weights' old
+        # values; absent tickets' copies are restored whole.
+        before = self.module_.snapshot(prunable_only=not self.tied and present is None)
         step = super().train_step(batch, **fit_params)
-        self.module_.masked_update(before, tied=self.tied)
+        self.module_.masked_update(before, tied=self.tied, present=present)
         return step
 
 

@@ -150,3 +150,30 @@ def test_batchnorm_template_runs():
     network = TicketNetwork(template, 2, find_prunable(template))
     out = network(torch.randn(10, 4), torch.tensor([0, 1] * 5))
     assert out.shape == (10, 3)
+
+
+def test_untied_update_leaves_absent_tickets_untouched_bitwise():
+    network = make_network(n_tickets=3)
+    network.set_masks(random_masks(network, density=0.5))
+    network.set_weights({n: w[0] for n, w in network.get_weights().items()}, n_copies=3)
+    optimizer = torch.optim.Adam(network.parameters(), lr=0.1)
+    X = torch.randn(12, 5)
+    # a few steps with every ticket, so Adam has momentum for all of them
+    for _ in range(3):
+        before = network.snapshot()
+        optimizer.zero_grad()
+        network(X, torch.arange(12) % 3).pow(2).sum().backward()
+        optimizer.step()
+        network.masked_update(before, tied=False)
+    frozen = {n: w[1].clone() for n, w in network.get_weights().items()}
+    moving = {n: w[0].clone() for n, w in network.get_weights().items()}
+    # now a step where ticket 1 has no samples: its momentum must not move it
+    before = network.snapshot()
+    optimizer.zero_grad()
+    network(X[:8], torch.tensor([0, 2] * 4)).pow(2).sum().backward()
+    optimizer.step()
+    network.masked_update(before, tied=False, present=torch.tensor([0, 2]))
+    after = network.get_weights()
+    for name in after:
+        assert torch.equal(after[name][1], frozen[name])
+    assert any(not torch.equal(after[n][0], moving[n]) for n in after)

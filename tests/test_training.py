@@ -55,3 +55,25 @@ def test_same_rng_seed_gives_same_batches():
 
     np.testing.assert_array_equal(order(3), order(3))
     assert not np.array_equal(order(3), order(4))
+
+
+def test_without_cycling_every_ticket_makes_only_its_own_steps():
+    tickets = np.array([0] * 10 + [1] * 3 + [2] * 5)
+    loader = TicketBatchLoader(
+        make_dataset(tickets), batch_size=4, cycle=False, rng=np.random.default_rng(0)
+    )
+    batches = list(loader)
+    assert len(batches) == len(loader) == 3
+    steps = {k: 0 for k in range(3)}
+    seen = {k: [] for k in range(3)}
+    for Xi, _ in batches:
+        step_tickets = Xi["ticket"].numpy()
+        index = Xi["X"][:, 0].astype(int)
+        np.testing.assert_array_equal(tickets[index], step_tickets)
+        for k in np.unique(step_tickets):
+            steps[k] += 1
+            seen[k].extend(index[step_tickets == k])
+    # ceil(10/4) = 3, ceil(3/3) = 1, ceil(5/4) = 2 steps: as three separate trainings
+    assert steps == {0: 3, 1: 1, 2: 2}
+    assert sorted(seen[1]) == [10, 11, 12]
+    assert set(seen[2]) == set(range(13, 18)) and len(seen[2]) == 8
