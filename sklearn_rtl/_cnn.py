@@ -55,6 +55,14 @@ class SmallCNN(nn.Module):
         Height and width of the input, used only to skip pooling once the map is 1x1.
         ``None`` pools after every block (input of at least ``2**len(channels)`` pixels
         per side).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_rtl import SmallCNN
+    >>> net = SmallCNN(in_channels=1, n_outputs=10, channels=(4, 8), input_hw=(8, 8))
+    >>> net(torch.zeros(5, 1, 8, 8)).shape
+    torch.Size([5, 10])
     """
 
     def __init__(
@@ -115,6 +123,16 @@ class TicketBatchNormNetwork(TicketNetwork):
     ----------
     template, n_tickets, prunable
         As for :class:`~sklearn_rtl.TicketNetwork`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_rtl import SmallCNN, TicketBatchNormNetwork, find_prunable
+    >>> template = SmallCNN(in_channels=1, n_outputs=3, channels=(4,), input_hw=(6, 6))
+    >>> network = TicketBatchNormNetwork(template, 2, find_prunable(template))
+    >>> out = network(torch.randn(8, 1, 6, 6), torch.tensor([0, 1] * 4))
+    >>> out.shape, network.ticket_stat(network.stat_names[0]).shape
+    (torch.Size([8, 3]), torch.Size([2, 4]))
     """
 
     _STATS = ("running_mean", "running_var", "num_batches_tracked")

@@ -72,3 +72,15 @@ def test_readme_links_docs_and_notebooks():
         assert target in readme, target
     for link in re.findall(r"\]\(((?:docs|examples)/[^)#]+)", readme):
         assert (ROOT / link).exists(), link
+
+
+def test_every_public_name_has_a_runnable_example():
+    """Every public class and function documents itself with an Examples section (run as
+    a doctest by ``python -m pytest``, which collects ``sklearn_rtl/``)."""
+    import sklearn_rtl
+    import sklearn_rtl.plotting as plotting
+
+    names = [(name, getattr(sklearn_rtl, name)) for name in sklearn_rtl.__all__]
+    names += [(name, getattr(plotting, name)) for name in dir(plotting) if name.startswith("plot_")]
+    missing = [name for name, obj in names if ">>> " not in (obj.__doc__ or "")]
+    assert missing == []
