@@ -74,5 +74,8 @@ def test_baselines_as_settings(regression_data):
         )
     ]
 )
-def test_sklearn_estimator_checks(estimator, check):
+def test_sklearn_estimator_checks(estimator, check, monkeypatch):
+    # check_array_api_input skips itself unless SCIPY_ARRAY_API is set (as in
+    # test_sklearn_checks.py): set it so that every check runs.
+    monkeypatch.setenv("SCIPY_ARRAY_API", "1")
     check(estimator)
