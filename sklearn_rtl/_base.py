@@ -481,16 +481,19 @@ class BaseRTL(BaseEstimator):
         nan = np.full(self.n_tickets_, np.nan)
         if not is_classifier(self):
             return float(self.score(X_val, y_val, **kwargs)), nan
-        y_pred = self.classes_[np.argmax(self._decision(X_val, groups_val), axis=1)]
+        scores = self._decision(X_val, groups_val)
+        y_pred = self.classes_[np.argmax(scores, axis=1)]
         score = float(balanced_accuracy_score(y_val, y_pred))
         ticket_scores = nan.copy()
         if self._loss_task == "ovr":
-            logits = self._infer(X_val)[..., 0]
+            # scores are the detectors' log-sigmoids: detector k fires (logit > 0) where
+            # its score exceeds log(1/2); no second pass through the tickets
+            fires = scores > -np.log(2.0)
             y_index = np.searchsorted(self.classes_, y_val)
             for k in range(self.n_tickets_):
                 truth = y_index == k
                 if truth.any() and (~truth).any():
-                    ticket_scores[k] = balanced_accuracy_score(truth, logits[:, k] > 0)
+                    ticket_scores[k] = balanced_accuracy_score(truth, fires[:, k])
         else:
             routed = self.router_.predict(X_val, groups_val)
             for k in range(self.n_tickets_):

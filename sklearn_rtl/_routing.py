@@ -23,6 +23,16 @@ from sklearn.preprocessing import StandardScaler
 __all__ = ["EstimatorRouter", "GroupRouter", "KMeansRouter", "LabelRouter", "make_router"]
 
 
+def _tickets_of(labels, ticket_labels):
+    """Ticket id of every label (its index in the sorted ``ticket_labels``) and whether
+    the label was seen in fit; unseen labels get ticket 0 and ``known=False``."""
+    labels = np.asarray(labels)
+    known = np.isin(labels, ticket_labels)
+    tickets = np.zeros(len(labels), dtype=np.int64)
+    tickets[known] = np.searchsorted(ticket_labels, labels[known])
+    return tickets, known
+
+
 class EstimatorRouter:
     """Routes with a clone of any estimator that has ``fit`` and ``predict``.
 
@@ -60,13 +70,11 @@ class EstimatorRouter:
 
     def predict(self, X, groups=None):
         labels = self._raw_predict(X)
-        tickets = np.searchsorted(self.ticket_labels_, labels)
-        tickets = np.clip(tickets, 0, self.n_tickets_ - 1)
-        unknown = self.ticket_labels_[tickets] != labels
-        if np.any(unknown):
+        tickets, known = _tickets_of(labels, self.ticket_labels_)
+        if not np.all(known):
             raise ValueError(
                 f"The router returned ticket labels never seen during fit: "
-                f"{np.unique(labels[unknown]).tolist()[:5]}."
+                f"{np.unique(labels[~known]).tolist()[:5]}."
             )
         return tickets
 
@@ -136,14 +144,7 @@ class GroupRouter:
 
     def predict(self, X, groups=None):
         groups = self._check_groups(X, groups)
-        if groups.dtype.kind != self.ticket_labels_.dtype.kind and not (
-            groups.dtype.kind in "iuf" and self.ticket_labels_.dtype.kind in "iuf"
-        ):
-            known = np.zeros(len(groups), dtype=bool)
-            tickets = np.zeros(len(groups), dtype=np.int64)
-        else:
-            tickets = np.clip(np.searchsorted(self.ticket_labels_, groups), 0, self.n_tickets_ - 1)
-            known = self.ticket_labels_[tickets] == groups
+        tickets, known = _tickets_of(groups, self.ticket_labels_)
         if not np.all(known):
             if self.unknown_group == "error":
                 raise ValueError(
