@@ -1,6 +1,13 @@
 # Set-up and entry points. `make demo` and `make test` work on a fresh machine:
-# they create .venv, install torch==2.13.0 FIRST (a CPU build; nothing else may pull a
-# CUDA build), then the package with its dev extra.
+# they create .venv, install torch==2.13.0 FIRST (so that no dependency picks another
+# torch), then the package with its dev extra.
+# Which torch build the pin gives depends on pip's configuration. On this project's own
+# machines pip finds a local CPU wheel (2.13.0+cpu). On a stock Linux set-up that installs
+# from PyPI, torch==2.13.0 is PyPI's default wheel, which bundles CUDA (multi-GB nvidia-*
+# dependencies). For the CPU build there, install it into .venv before running make (the
+# pin is then already satisfied and pip keeps it):
+#   python3 -m venv .venv
+#   .venv/bin/python -m pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

@@ -65,7 +65,9 @@ html_theme_options = {
 # index.rst lists them through the placeholder below, replaced by every top-level page that
 # exists besides the core pages, so the build (with -W) passes whichever pages exist and
 # never warns about a page missing from the toctree.
-CORE_PAGES = {"index", "install", "user_guide", "examples", "api", "changelog"}
+CORE_PAGES = {
+    "index", "install", "user_guide", "examples", "api", "changelog", "design", "architecture"
+}
 PREFERRED_ORDER = ["benchmarks", "paper-reproduction", "scaling"]
 _PLACEHOLDER = "   __optional_pages__"
 

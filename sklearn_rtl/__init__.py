@@ -1,7 +1,6 @@
 """sklearn-rtl: Routing the Lottery (adaptive sparse tickets) as scikit-learn estimators."""
 
 from ._classifier import RTLClassifier
-from ._cnn import SmallCNN, TicketBatchNormNetwork
 from ._collapse import collapse_from_scores, detect_collapse, drop_persists, similarity_lift
 from ._diagnostics import (
     collapse_score,
@@ -11,10 +10,13 @@ from ._diagnostics import (
     similarity_matrix,
     ticket_similarity,
 )
-from ._network import MLP, TicketNetwork, find_prunable
+from ._models import MLP, SmallCNN
+from ._network import TicketBatchNormNetwork, TicketNetwork
 from ._progress import FitProgressBar
+from ._prunable import find_prunable
 from ._regressor import RTLRegressor
-from ._tickets import density_schedule, prune_by_magnitude
+from ._stages import extract_tickets, retrain_jointly
+from ._tickets import TicketSet, density_schedule, prune_by_magnitude
 
 __version__ = "0.1.0"
 
@@ -26,16 +28,19 @@ __all__ = [
     "SmallCNN",
     "TicketBatchNormNetwork",
     "TicketNetwork",
+    "TicketSet",
     "collapse_from_scores",
     "collapse_score",
     "detect_collapse",
     "drop_persists",
     "density_schedule",
+    "extract_tickets",
     "find_prunable",
     "jaccard",
     "layer_similarity",
     "prune_by_magnitude",
     "random_mask_jaccard",
+    "retrain_jointly",
     "similarity_lift",
     "similarity_matrix",
     "ticket_similarity",

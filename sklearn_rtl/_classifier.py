@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import ClassifierMixin
-from sklearn.metrics import accuracy_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 
-from ._base import BaseRTL
+from ._base import BaseRTL, predict_doc
+from ._params import ROUTER_CONSTRAINT
+from ._tasks import MulticlassTask, OneVsRestTask
 
 
 class RTLClassifier(ClassifierMixin, BaseRTL):
@@ -189,8 +192,12 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
         (per ticket: its detector's one-vs-rest balanced accuracy under label routing,
         else the accuracy on the held-out rows routed to it).
     collapse_detected_ : bool
-        Whether the label-free rule :func:`~sklearn_rtl.detect_collapse` fired on
-        ``collapse_curve_`` (a rise of the mean pairwise Jaccard between rounds).
+        Whether the default rule (``rule="plateau"``) of
+        :func:`~sklearn_rtl.detect_collapse` fired on ``collapse_curve_``: in some
+        prunable layer the mean pairwise Jaccard similarity of the masks stopped falling
+        from one round to the next (its elasticity to the density dropped below 0.13). It
+        is a lagging signal: it tells that pruning went past collapse, not that it is
+        about to. The paper's rise rule (``rule="rise"``) does not set it.
     collapse_sparsity_ : float or None
         Sparsity of the first round flagged by that rule, ``None`` if none was.
     validation_score_dense_ : float
@@ -215,65 +222,62 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
     (2, [0.8, 0.8])
     """
 
-    _routing_options = ("kmeans", "label", "groups")
+    _parameter_constraints: dict = {
+        **BaseRTL._parameter_constraints,
+        "routing": [StrOptions({"kmeans", "label", "groups"}), ROUTER_CONSTRAINT],
+    }
+    _score_metric = staticmethod(accuracy_score)
+    score = BaseRTL.score
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
         return tags
 
-    @property
-    def _loss_task(self):
-        return "ovr" if isinstance(self.routing, str) and self.routing == "label" else "multiclass"
+    def _make_task(self):
+        if isinstance(self.routing, str) and self.routing == "label":
+            return OneVsRestTask()
+        return MulticlassTask()
 
     def _encode_targets(self, y):
         check_classification_targets(y)
-        self.classes_, y_encoded = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
+        classes, y_encoded = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
             raise ValueError(
-                f"RTLClassifier needs samples of at least 2 classes; got 1 class "
-                f"({self.classes_[0]!r})."
+                f"RTLClassifier needs samples of at least 2 classes; got 1 class ({classes[0]!r})."
             )
-        return y_encoded.astype(np.int64)
+        return y_encoded.astype(np.int64), {"classes_": classes}
 
-    def _n_outputs(self, y_train):
-        return 1 if self._loss_task == "ovr" else len(self.classes_)
+    def _held_out_score(self, model, targets, X_val, y_val, groups_val):
+        """Balanced accuracy of the routed prediction, and per ticket: under label
+        routing the one-vs-rest balanced accuracy of detector ``k`` (logit > 0), else the
+        accuracy on the held-out rows routed to ticket ``k`` (NaN if none)."""
+        classes = targets["classes_"]
+        scores = model.decision(X_val, groups_val)
+        y_pred = classes[np.argmax(scores, axis=1)]
+        ticket_scores = np.full(model.network.n_tickets, np.nan)
+        if isinstance(model.task, OneVsRestTask):
+            # scores are the detectors' log-sigmoids: detector k fires (logit > 0) where
+            # its score exceeds log(1/2); no second pass through the tickets
+            fires = scores > -np.log(2.0)
+            y_index = np.searchsorted(classes, y_val)
+            for k in range(len(ticket_scores)):
+                truth = y_index == k
+                if truth.any() and (~truth).any():
+                    ticket_scores[k] = balanced_accuracy_score(truth, fires[:, k])
+        else:
+            routed = model.route(X_val, groups_val)
+            for k in range(len(ticket_scores)):
+                here = routed == k
+                if here.any():
+                    ticket_scores[k] = float(np.mean(y_pred[here] == y_val[here]))
+        return float(balanced_accuracy_score(y_val, y_pred)), ticket_scores
 
-    def _router_targets(self, y, y_train):
-        return y_train if self._loss_task == "ovr" else y
-
-    def fit(self, X, y, groups=None):
-        """Extract the tickets and retrain them jointly.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data; not modified.
-        y : array-like of shape (n_samples,)
-            Class labels (any hashable values).
-        groups : array-like of shape (n_samples,), default=None
-            Every sample's context, required by ``routing="groups"`` (ignored otherwise).
-
-        Returns
-        -------
-        self : RTLClassifier
-            The fitted estimator.
-        """
-        return self._fit(X, y, groups)
-
-    def _route(self, X, groups=None):
-        if self._loss_task == "ovr":
-            return np.argmax(self._infer(X)[..., 0], axis=1)
-        return super()._route(X, groups)
-
+    @predict_doc
     def decision_function(self, X, groups=None):
         """Confidence scores; ``predict`` takes their argmax (or, binary, their sign).
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        groups : array-like of shape (n_samples,), default=None
-            Every sample's context, required by ``routing="groups"`` (ignored otherwise).
+        %(X_groups)s
 
         Returns
         -------
@@ -286,25 +290,16 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
             samples exactly as ``predict_proba[:, 1]`` does.
         """
         X = self._validate_predict_input(X)
-        scores = self._decision(X, groups)
+        scores = self._model().decision(X, groups)
         if len(self.classes_) == 2:
             return scores[:, 1] - scores[:, 0]
         return scores
 
-    def _decision(self, X, groups=None):
-        if self._loss_task == "ovr":
-            # log(sigmoid(s)), stable for any s
-            return -np.logaddexp(0.0, -self._infer(X)[..., 0])
-        return self._infer(X, self.router_.predict(X, groups).astype(np.int64))
-
+    @predict_doc
     def predict_proba(self, X, groups=None):
         """Class probabilities.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        groups : array-like of shape (n_samples,), default=None
-            Every sample's context, required by ``routing="groups"`` (ignored otherwise).
+        %(X_groups)s
 
         Returns
         -------
@@ -313,18 +308,15 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
             normalized.
         """
         X = self._validate_predict_input(X)
-        scores = self._decision(X, groups)
+        scores = self._model().decision(X, groups)
         proba = np.exp(scores - scores.max(axis=1, keepdims=True))
         return proba / proba.sum(axis=1, keepdims=True)
 
+    @predict_doc
     def predict(self, X, groups=None):
         """Class of every sample.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        groups : array-like of shape (n_samples,), default=None
-            Every sample's context, required by ``routing="groups"`` (ignored otherwise).
+        %(X_groups)s
 
         Returns
         -------
@@ -332,21 +324,4 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
             Labels from ``classes_``.
         """
         X = self._validate_predict_input(X)
-        return self.classes_[np.argmax(self._decision(X, groups), axis=1)]
-
-    def score(self, X, y, sample_weight=None, groups=None):
-        """Accuracy of ``predict(X, groups)`` against ``y``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-        sample_weight : array-like of shape (n_samples,), default=None
-        groups : array-like of shape (n_samples,), default=None
-            Every sample's context, required by ``routing="groups"``.
-
-        Returns
-        -------
-        score : float
-        """
-        return accuracy_score(y, self.predict(X, groups), sample_weight=sample_weight)
+        return self.classes_[np.argmax(self._model().decision(X, groups), axis=1)]

@@ -1,4 +1,4 @@
-"""The torch side: the default MLP and the ticket network that routes samples to masks.
+"""The ticket network: K masked subnetworks of one template module, and the routed forward.
 
 :class:`TicketNetwork` turns any ``torch.nn.Module`` into ``n_tickets`` subnetworks that share
 its architecture. The wrapped module becomes a stateless template: its parameters move into
@@ -14,75 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+from torch.nn.modules.batchnorm import _BatchNorm
 
-from ._tickets import pack_masks, unpack_masks
+from ._models import MLP
+from ._tickets import TicketSet
 
-__all__ = ["MLP", "TicketNetwork", "find_prunable"]
-
-_PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
-
-class MLP(nn.Module):
-    """Fully connected ReLU network: the default module for tabular data.
-
-    Parameters
-    ----------
-    n_features : int
-        Input dimension.
-    hidden_layer_sizes : tuple of int
-        Width of every hidden layer.
-    n_outputs : int
-        Output dimension (logits).
-
-    Examples
-    --------
-    >>> import torch
-    >>> net = MLP(n_features=4, hidden_layer_sizes=(8,), n_outputs=3)
-    >>> net(torch.zeros(5, 4)).shape
-    torch.Size([5, 3])
-    """
-
-    def __init__(self, n_features: int, hidden_layer_sizes=(256, 256), n_outputs: int = 2):
-        super().__init__()
-        sizes = [n_features, *hidden_layer_sizes]
-        layers: list[nn.Module] = []
-        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False):
-            layers += [nn.Linear(n_in, n_out), nn.ReLU()]
-        layers.append(nn.Linear(sizes[-1], n_outputs))
-        self.layers = nn.Sequential(*layers)
-
-    def forward(self, X):
-        return self.layers(X)
-
-
-def find_prunable(module: nn.Module, prune_output_layer: bool = False) -> list[str]:
-    """Names of the weights that tickets prune: Linear and Conv weights, biases excluded.
-
-    Parameters
-    ----------
-    module : torch.nn.Module
-    prune_output_layer : bool, default=False
-        The last Linear/Conv layer (the classifier) stays dense unless this is True, as in
-        the paper.
-
-    Returns
-    -------
-    names : list of str
-        Parameter names in registration order.
-
-    Examples
-    --------
-    >>> find_prunable(MLP(4, (8, 8), 3))
-    ['layers.0.weight', 'layers.2.weight']
-    """
-    names = [
-        f"{prefix}.weight" if prefix else "weight"
-        for prefix, sub in module.named_modules()
-        if isinstance(sub, _PRUNABLE_TYPES) and getattr(sub, "weight", None) is not None
-    ]
-    if not prune_output_layer and len(names) > 1:
-        names = names[:-1]
-    return names
+__all__ = ["TicketBatchNormNetwork", "TicketNetwork", "make_ticket_network"]
 
 
 def _key(name: str) -> str:
@@ -163,6 +100,7 @@ class TicketNetwork(nn.Module):
     Examples
     --------
     >>> import torch
+    >>> from sklearn_rtl import find_prunable
     >>> template = MLP(4, (8,), 3)
     >>> net = TicketNetwork(template, n_tickets=2, prunable=find_prunable(template))
     >>> {name: tuple(m.shape) for name, m in net.get_masks().items()}
@@ -204,8 +142,15 @@ class TicketNetwork(nn.Module):
         """Masks as ``{name: bool tensor of shape (n_tickets, *shape)}`` (views)."""
         return {name: getattr(self.masks, _key(name)) for name in self.prunable}
 
+    @property
+    def tickets(self) -> TicketSet:
+        """The current masks as a :class:`~sklearn_rtl._tickets.TicketSet` (a copy)."""
+        return TicketSet({name: m.detach().clone() for name, m in self.get_masks().items()})
+
     @torch.no_grad()
-    def set_masks(self, masks: dict[str, torch.Tensor]) -> None:
+    def set_masks(self, masks: TicketSet | dict[str, torch.Tensor]) -> None:
+        """Load the masks of a :class:`~sklearn_rtl._tickets.TicketSet` (or a dict)."""
+        masks = masks.masks if isinstance(masks, TicketSet) else masks
         for name in self.prunable:
             getattr(self.masks, _key(name)).copy_(masks[name])
 
@@ -261,7 +206,7 @@ class TicketNetwork(nn.Module):
         device = str(next(iter(masks.values())).device) if masks else "cpu"
         modules["masks"] = nn.Module()
         state["_modules"] = modules
-        state["_packed_masks"] = (pack_masks(masks), device)
+        state["_packed_masks"] = (TicketSet(masks).pack() if masks else {}, device)
         return state
 
     def __setstate__(self, state):
@@ -269,7 +214,7 @@ class TicketNetwork(nn.Module):
         super().__setstate__(state)
         if packed is None:
             return
-        masks = unpack_masks(packed[0])
+        masks = TicketSet.unpack(packed[0]).masks if packed[0] else {}
         device = next(iter(self.weights.values())).device
         holder = nn.Module()
         for name in self.prunable:
@@ -454,3 +399,73 @@ class TicketNetwork(nn.Module):
     def share(self) -> None:
         """Keep a single weight copy (after tied training every copy is identical)."""
         self.set_weights({name: w[0] for name, w in self.get_weights().items()}, n_copies=1)
+
+
+class TicketBatchNormNetwork(TicketNetwork):
+    """A :class:`~sklearn_rtl.TicketNetwork` with per-ticket batch-norm running statistics.
+
+    Training batches are grouped by ticket, so batch norm normalizes every ticket with its
+    own batch statistics during training; with the template's shared running statistics,
+    evaluation would then normalize every ticket with a mixture of all tickets' statistics.
+    Here every batch-norm layer that tracks running statistics gets buffers of shape
+    ``(n_tickets, *shape)``, and ticket ``k`` reads and updates row ``k`` (they are passed to
+    ``functional_call`` with the ticket's parameters). The affine batch-norm weights stay
+    dense and shared, as in the paper.
+
+    Parameters
+    ----------
+    template, n_tickets, prunable
+        As for :class:`~sklearn_rtl.TicketNetwork`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_rtl import SmallCNN, TicketBatchNormNetwork, find_prunable
+    >>> template = SmallCNN(in_channels=1, n_outputs=3, channels=(4,), input_hw=(6, 6))
+    >>> network = TicketBatchNormNetwork(template, 2, find_prunable(template))
+    >>> out = network(torch.randn(8, 1, 6, 6), torch.tensor([0, 1] * 4))
+    >>> out.shape, network.ticket_stat(network.stat_names[0]).shape
+    (torch.Size([8, 3]), torch.Size([2, 4]))
+    """
+
+    _STATS = ("running_mean", "running_var", "num_batches_tracked")
+
+    def __init__(self, template: nn.Module, n_tickets: int, prunable: list[str]):
+        super().__init__(template, n_tickets, prunable)
+        self.ticket_stats = nn.Module()
+        self.stat_names: list[str] = []
+        for prefix, sub in template.named_modules():
+            if not (isinstance(sub, _BatchNorm) and sub.track_running_stats):
+                continue
+            for attr in self._STATS:
+                value = getattr(sub, attr, None)
+                if value is None:
+                    continue
+                name = f"{prefix}.{attr}" if prefix else attr
+                stacked = value.detach().unsqueeze(0).repeat(self.n_tickets, *[1] * value.ndim)
+                self.ticket_stats.register_buffer(name.replace(".", "__"), stacked.clone())
+                self.stat_names.append(name)
+
+    def ticket_stat(self, name: str) -> torch.Tensor:
+        """Running statistic ``name`` of every ticket, shape ``(n_tickets, *shape)``."""
+        return getattr(self.ticket_stats, name.replace(".", "__"))
+
+    def ticket_parameters(self, ticket: int) -> dict[str, torch.Tensor]:
+        params = super().ticket_parameters(ticket)
+        for name in self.stat_names:
+            # A view: batch norm's in-place update of its running statistics lands in row k.
+            params[name] = self.ticket_stat(name)[ticket]
+        return params
+
+
+def has_batchnorm(module: nn.Module) -> bool:
+    """Whether ``module`` has a batch-norm layer that tracks running statistics."""
+    return any(isinstance(sub, _BatchNorm) and sub.track_running_stats for sub in module.modules())
+
+
+def make_ticket_network(template, n_tickets, prunable, ticket_batchnorm=True) -> TicketNetwork:
+    """The ticket network for ``template``: with per-ticket batch-norm statistics when
+    ``ticket_batchnorm`` and the template has batch norm, else a plain one."""
+    per_ticket_bn = ticket_batchnorm and has_batchnorm(template)
+    network_class = TicketBatchNormNetwork if per_ticket_bn else TicketNetwork
+    return network_class(template, n_tickets, prunable)

@@ -6,7 +6,8 @@ import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
 
-from ._base import BaseRTL
+from ._base import BaseRTL, predict_doc
+from ._tasks import RegressionTask
 
 
 class RTLRegressor(RegressorMixin, BaseRTL):
@@ -55,9 +56,10 @@ collapse_curve_, collapse_detected_, collapse_sparsity_, input_shape_, net_
     (3,)
     """
 
-    _loss_task = "regression"
     _multi_output = True
     _y_numeric = True
+    _score_metric = staticmethod(r2_score)
+    score = BaseRTL.score
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -65,68 +67,38 @@ collapse_curve_, collapse_detected_, collapse_sparsity_, input_shape_, net_
         tags.regressor_tags.poor_score = False
         return tags
 
+    def _make_task(self):
+        return RegressionTask()
+
     def _encode_targets(self, y):
         y = np.asarray(y, dtype=np.float64)
-        self._y_is_1d = y.ndim == 1
+        targets = {"_y_is_1d": y.ndim == 1}
         y = y.reshape(len(y), -1)
-        self.n_outputs_ = y.shape[1]
-        self.y_mean_ = y.mean(axis=0)
         scale = y.std(axis=0)
-        self.y_scale_ = np.where(scale > 0, scale, 1.0)
-        return ((y - self.y_mean_) / self.y_scale_).astype(np.float32)
+        targets.update(
+            n_outputs_=y.shape[1], y_mean_=y.mean(axis=0), y_scale_=np.where(scale > 0, scale, 1.0)
+        )
+        return ((y - targets["y_mean_"]) / targets["y_scale_"]).astype(np.float32), targets
 
-    def _n_outputs(self, y_train):
-        return y_train.shape[1]
+    @staticmethod
+    def _targets_from(outputs, targets):
+        y_pred = outputs * targets["y_scale_"] + targets["y_mean_"]
+        return y_pred[:, 0] if targets["_y_is_1d"] else y_pred
 
-    def fit(self, X, y, groups=None):
-        """Extract the tickets and retrain them jointly.
+    def _held_out_score(self, model, targets, X_val, y_val, groups_val):
+        """R^2 of the routed prediction (per-ticket scores NaN)."""
+        y_pred = self._targets_from(model.decision(X_val, groups_val), targets)
+        return float(r2_score(y_val, y_pred)), np.full(model.network.n_tickets, np.nan)
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data; not modified.
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Targets.
-        groups : array-like of shape (n_samples,), default=None
-            Every sample's context, required by ``routing="groups"`` (ignored otherwise).
-
-        Returns
-        -------
-        self : RTLRegressor
-            The fitted estimator.
-        """
-        return self._fit(X, y, groups)
-
+    @predict_doc
     def predict(self, X, groups=None):
         """Predict targets, every sample through its own ticket.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        groups : array-like of shape (n_samples,), default=None
-            Every sample's context, required by ``routing="groups"`` (ignored otherwise).
+        %(X_groups)s
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,) or (n_samples, `n_outputs_`)
         """
         X = self._validate_predict_input(X)
-        y_pred = self._infer(X, self._route(X, groups)) * self.y_scale_ + self.y_mean_
-        return y_pred[:, 0] if self._y_is_1d else y_pred
-
-    def score(self, X, y, sample_weight=None, groups=None):
-        """Coefficient of determination R^2 of ``predict(X, groups)``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        sample_weight : array-like of shape (n_samples,), default=None
-        groups : array-like of shape (n_samples,), default=None
-            Every sample's context, required by ``routing="groups"``.
-
-        Returns
-        -------
-        score : float
-        """
-        return r2_score(y, self.predict(X, groups), sample_weight=sample_weight)
+        return self._targets_from(self._model().decision(X, groups), vars(self))

@@ -6,8 +6,10 @@ ticket per class (decided at predict time by the detectors themselves); ``"group
 one ticket per value of a known context array passed as ``groups``; any estimator with
 ``fit``/``predict`` (a clusterer, or a classifier of the environment) can route.
 
-Every router has ``fit(X, y=None, groups=None) -> tickets`` and
-``predict(X, groups=None) -> tickets`` and sets ``n_tickets_``.
+Every router honours one contract (:class:`Router`): ``fit(X, y=None, groups=None) ->
+tickets``, ``predict(X, groups=None) -> tickets`` and ``n_tickets_``; ``bind(model)`` hands
+it the routed model once the network exists (only the label router, whose tickets are
+decided by the detectors themselves, uses it).
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from sklearn.cluster import KMeans
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-__all__ = ["EstimatorRouter", "GroupRouter", "KMeansRouter", "LabelRouter", "make_router"]
+__all__ = [
+    "EstimatorRouter",
+    "GroupRouter",
+    "KMeansRouter",
+    "LabelRouter",
+    "Router",
+    "make_router",
+]
 
 
 def _tickets_of(labels, ticket_labels):
@@ -33,7 +42,26 @@ def _tickets_of(labels, ticket_labels):
     return tickets, known
 
 
-class EstimatorRouter:
+class Router:
+    """The router contract: which ticket every sample belongs to.
+
+    Subclasses implement ``fit(X, y=None, groups=None)``, which returns the ticket id
+    (``0 .. n_tickets_ - 1``) of every training sample and sets ``n_tickets_``, and
+    ``predict(X, groups=None)``, which returns the ticket ids of new samples.
+    """
+
+    def bind(self, model):
+        """Receive the routed model being fitted (unused by routers that route by input)."""
+        return self
+
+    def fit(self, X, y=None, groups=None):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict(self, X, groups=None):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class EstimatorRouter(Router):
     """Routes with a clone of any estimator that has ``fit`` and ``predict``.
 
     The router's outputs seen in ``fit`` (any hashable labels, e.g. cluster ids or
@@ -91,15 +119,29 @@ class KMeansRouter(EstimatorRouter):
         )
 
 
-class LabelRouter:
-    """One ticket per class; ticket ``k`` is the one-vs-rest detector of class ``k``."""
+class LabelRouter(Router):
+    """One ticket per class; ticket ``k`` is the one-vs-rest detector of class ``k``.
+
+    In ``fit`` a sample's ticket is its (encoded) class. A new sample's class is unknown,
+    so ``predict`` runs every detector of the bound model and routes the sample to the
+    ticket whose detector scores highest.
+    """
+
+    def bind(self, model):
+        self.model_ = model
+        return self
 
     def fit(self, X, y, groups=None):
         self.n_tickets_ = int(np.max(y)) + 1
         return np.asarray(y)
 
+    def predict(self, X, groups=None):
+        if not hasattr(self, "model_"):
+            raise ValueError("LabelRouter.predict needs the detectors: call bind(model) first.")
+        return np.argmax(self.model_.outputs(X)[..., 0], axis=1).astype(np.int64)
 
-class GroupRouter:
+
+class GroupRouter(Router):
     """One ticket per distinct value of a known context (``groups``), as the paper routes
     by environment or semantic region.
 

@@ -1,8 +1,10 @@
-"""The ticket set: binary masks over the prunable weights and magnitude pruning.
+"""The ticket set: the K binary masks over the prunable weights, and magnitude pruning.
 
-Pure functions only. A *mask set* is a ``dict`` mapping a prunable parameter name to a
-boolean tensor of shape ``(n_tickets, *weight.shape)``: entry ``[k]`` is ticket ``k``'s
-mask ``m_k`` for that layer (paper Eq. 1 and 3).
+A :class:`TicketSet` holds, for every prunable parameter, a boolean tensor of shape
+``(n_tickets, *weight.shape)``: entry ``[k]`` is ticket ``k``'s mask ``m_k`` for that layer
+(paper Eq. 1 and 3). It is a value object in the spirit of OpenLTH's ``Mask``: pruning
+returns a new set, and every diagnostic of the masks (kept counts, the union, Jaccard
+similarity, per-layer sparsity) is computed here, in one place.
 """
 
 from __future__ import annotations
@@ -12,15 +14,15 @@ import math
 import numpy as np
 import torch
 
-__all__ = [
-    "density_schedule",
-    "full_masks",
-    "prune_by_magnitude",
-    "ticket_kept_counts",
-    "union_kept_count",
-    "pack_masks",
-    "unpack_masks",
-]
+from ._diagnostics import (
+    collapse_score,
+    layer_similarity,
+    random_mask_jaccard,
+    similarity_matrix,
+    ticket_similarity,
+)
+
+__all__ = ["TicketSet", "density_schedule", "prune_by_magnitude"]
 
 
 def density_schedule(sparsity: float, n_prune_rounds: int) -> list[float]:
@@ -50,14 +52,6 @@ def density_schedule(sparsity: float, n_prune_rounds: int) -> list[float]:
     densities = [target ** ((r + 1) / n_prune_rounds) for r in range(n_prune_rounds)]
     densities[-1] = target
     return densities
-
-
-def full_masks(shapes: dict[str, tuple[int, ...]], n_tickets: int, device=None) -> dict:
-    """All-ones masks: every ticket starts as the dense network (Alg. 1, ``m_k <- 1``)."""
-    return {
-        name: torch.ones((n_tickets, *shape), dtype=torch.bool, device=device)
-        for name, shape in shapes.items()
-    }
 
 
 def _keep_top(scores: torch.Tensor, n_keep: int) -> torch.Tensor:
@@ -127,27 +121,148 @@ def prune_by_magnitude(
     return new_masks
 
 
-def ticket_kept_counts(masks: dict[str, torch.Tensor]) -> np.ndarray:
-    """Number of weights each ticket keeps, shape ``(n_tickets,)``."""
-    return sum(m.flatten(1).sum(1) for m in masks.values()).cpu().numpy().astype(np.int64)
+class TicketSet:
+    """The masks of ``K`` tickets over the prunable layers of one network.
 
+    Parameters
+    ----------
+    masks : dict of str to bool Tensor of shape (n_tickets, ...)
+        One entry per prunable parameter; row ``k`` is ticket ``k``'s mask. Kept as given
+        (not copied); a ``TicketSet`` is never modified in place.
 
-def union_kept_count(masks: dict[str, torch.Tensor]) -> int:
-    """Number of distinct weights kept by at least one ticket, ``|U_k m_k|``."""
-    return int(sum(int(m.any(0).sum()) for m in masks.values()))
+    Examples
+    --------
+    >>> tickets = TicketSet.full({"w": (2, 2)}, n_tickets=2)
+    >>> weights = {"w": torch.tensor([[[1.0, 4.0], [3.0, 2.0]], [[4.0, 3.0], [1.0, 2.0]]])}
+    >>> pruned = tickets.prune(weights, density=0.5)
+    >>> pruned.kept().tolist(), pruned.density, pruned.n_union
+    ([2, 2], 0.5, 3)
+    >>> pruned.similarity()[0, 1].round(4)
+    np.float64(0.3333)
+    """
 
+    def __init__(self, masks: dict[str, torch.Tensor]):
+        if not masks:
+            raise ValueError("A TicketSet needs at least one prunable layer.")
+        self.masks = dict(masks)
 
-def pack_masks(masks: dict[str, torch.Tensor]) -> dict[str, tuple]:
-    """Bit-pack boolean masks (1 bit per weight) for compact storage."""
-    return {
-        name: (tuple(m.shape), np.packbits(m.cpu().numpy().ravel())) for name, m in masks.items()
-    }
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def full(cls, shapes: dict[str, tuple[int, ...]], n_tickets: int, device=None) -> TicketSet:
+        """All-ones masks: every ticket starts as the dense network (Alg. 1, ``m_k <- 1``)."""
+        return cls(
+            {
+                name: torch.ones((n_tickets, *shape), dtype=torch.bool, device=device)
+                for name, shape in shapes.items()
+            }
+        )
 
+    def prune(self, weights: dict[str, torch.Tensor], density: float, scope="layer"):
+        """A new set where every ticket keeps ``density`` of the prunable weights: its
+        largest-magnitude survivors in ``weights`` (see :func:`prune_by_magnitude`)."""
+        device = next(iter(weights.values())).device
+        masks = {name: m.to(device) for name, m in self.masks.items()}
+        return TicketSet(prune_by_magnitude(weights, masks, density, scope))
 
-def unpack_masks(packed: dict[str, tuple]) -> dict[str, torch.Tensor]:
-    """Inverse of :func:`pack_masks`."""
-    out = {}
-    for name, (shape, bits) in packed.items():
-        n = math.prod(shape)
-        out[name] = torch.from_numpy(np.unpackbits(bits, count=n).astype(bool).reshape(shape))
-    return out
+    # -------------------------------------------------------------- structure
+    @property
+    def names(self) -> list[str]:
+        """The prunable parameters, in order."""
+        return list(self.masks)
+
+    @property
+    def n_tickets(self) -> int:
+        return int(next(iter(self.masks.values())).shape[0])
+
+    @property
+    def n_prunable(self) -> int:
+        """Prunable weights of one network."""
+        return int(sum(m[0].numel() for m in self.masks.values()))
+
+    def ticket(self, k: int) -> dict[str, np.ndarray]:
+        """Ticket ``k``'s mask of every layer, as boolean arrays."""
+        return {name: m[k].cpu().numpy() for name, m in self.masks.items()}
+
+    def numpy(self) -> dict[str, np.ndarray]:
+        """Every mask as a boolean array of shape ``(n_tickets, ...)``."""
+        return {name: m.cpu().numpy() for name, m in self.masks.items()}
+
+    # ----------------------------------------------------------------- counts
+    def kept(self) -> np.ndarray:
+        """Number of weights each ticket keeps, shape ``(n_tickets,)``."""
+        counts = sum(m.flatten(1).sum(1) for m in self.masks.values())
+        return counts.cpu().numpy().astype(np.int64)
+
+    def union(self) -> dict[str, torch.Tensor]:
+        """Per layer, the weights kept by at least one ticket (``U_k m_k``)."""
+        return {name: m.any(0) for name, m in self.masks.items()}
+
+    @property
+    def n_union(self) -> int:
+        """Number of distinct weights kept by at least one ticket, ``|U_k m_k|``."""
+        return int(sum(int(u.sum()) for u in self.union().values()))
+
+    @property
+    def density(self) -> float:
+        """Mean fraction of the prunable weights a ticket keeps."""
+        return float(self.kept().mean() / self.n_prunable)
+
+    def ticket_sparsity(self) -> np.ndarray:
+        """Fraction of the prunable weights every ticket removed, shape ``(n_tickets,)``."""
+        return 1.0 - self.kept() / self.n_prunable
+
+    def layer_sparsity(self) -> dict[str, np.ndarray]:
+        """Per layer, the fraction of its weights every ticket removed."""
+        return {n: 1.0 - m.reshape(len(m), -1).mean(axis=1) for n, m in self.numpy().items()}
+
+    # ------------------------------------------------------------- similarity
+    def similarity(self) -> np.ndarray:
+        """Jaccard similarity of every pair of tickets over all prunable weights."""
+        return similarity_matrix(self.numpy())
+
+    def layer_similarity(self) -> dict[str, np.ndarray]:
+        """:meth:`similarity` of every layer separately."""
+        return layer_similarity(self.numpy())
+
+    def round_record(self, round_index: int) -> dict:
+        """The ``collapse_curve_`` record of this set after pruning round ``round_index``."""
+        similarity = self.similarity()
+        return {
+            "round": round_index,
+            "sparsity": 1.0 - self.density,
+            "ticket_sparsity": self.ticket_sparsity(),
+            "similarity": collapse_score(similarity),
+            "ticket_similarity": ticket_similarity(similarity),
+            "layer_similarity": {n: collapse_score(s) for n, s in self.layer_similarity().items()},
+            "random_similarity": random_mask_jaccard(self.density),
+        }
+
+    # ---------------------------------------------------------------- storage
+    def pack(self) -> dict[str, tuple]:
+        """Bit-packed masks (1 bit per weight) for compact storage."""
+        return {
+            name: (tuple(m.shape), np.packbits(m.cpu().numpy().ravel()))
+            for name, m in self.masks.items()
+        }
+
+    @classmethod
+    def unpack(cls, packed: dict[str, tuple]) -> TicketSet:
+        """Inverse of :meth:`pack`."""
+        masks = {}
+        for name, (shape, bits) in packed.items():
+            n = math.prod(shape)
+            masks[name] = torch.from_numpy(np.unpackbits(bits, count=n).astype(bool).reshape(shape))
+        return cls(masks)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, TicketSet) or self.names != other.names:
+            return NotImplemented
+        return all(torch.equal(self.masks[n].cpu(), other.masks[n].cpu()) for n in self.names)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return (
+            f"TicketSet(n_tickets={self.n_tickets}, layers={len(self.masks)}, "
+            f"density={self.density:.4f})"
+        )

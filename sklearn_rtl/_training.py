@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from skorch import NeuralNet
 from skorch.callbacks import Callback
 from skorch.utils import to_tensor
+
+from ._tasks import MulticlassTask
 
 __all__ = ["RecordStage", "TicketBatchLoader", "TicketNet"]
 
@@ -43,9 +44,8 @@ class TicketBatchLoader:
     ticket makes only its own ``ceil(n_k / batch_size)`` steps per epoch, as K separate
     trainings would, and drops out of the later steps of the epoch.
 
-    With ``task="ovr"`` ticket ``k`` is a one-vs-rest detector of class ``k``: each of its
-    batches is half positives (samples of class ``k``, cycled) and half negatives drawn from
-    the other classes.
+    The task says which rows ticket ``k`` draws from (``task.pools``): its own samples, or,
+    for one-vs-rest detectors, half positives (class ``k``, cycled) and half negatives.
 
     Parameters
     ----------
@@ -53,17 +53,17 @@ class TicketBatchLoader:
         ``X`` is a dict with ``"X"`` and ``"ticket"`` arrays, ``y`` the encoded targets.
     batch_size : int
         Samples per ticket per step.
-    task : {"multiclass", "ovr"}, default="multiclass"
+    task : task object, default=MulticlassTask()
     rng : numpy.random.Generator, default=None
         Source of shuffling; reused across epochs.
     cycle : bool, default=True
         Whether smaller tickets are cycled to the largest ticket's number of steps.
     """
 
-    def __init__(self, dataset, batch_size, task="multiclass", rng=None, cycle=True, **_ignored):
+    def __init__(self, dataset, batch_size, task=None, rng=None, cycle=True):
         self.dataset = dataset
         self.batch_size = int(batch_size)
-        self.task = task
+        self.task = task if task is not None else MulticlassTask()
         self.cycle = bool(cycle)
         self.rng = rng if rng is not None else np.random.default_rng()
         self.X = dataset.X["X"]
@@ -73,28 +73,18 @@ class TicketBatchLoader:
     def _plan(self):
         """Per ticket: ``(ticket, index array of shape (n_steps_k, samples per step))``."""
         tickets = np.unique(self.ticket)
-        rng = self.rng
-        if self.task == "ovr":
-            half = max(1, self.batch_size // 2)
-            pools = [(np.flatnonzero(self.y == k), np.flatnonzero(self.y != k)) for k in tickets]
-            own_steps = [-(-len(pos) // half) for pos, _ in pools]
-        else:
-            pools = [np.flatnonzero(self.ticket == k) for k in tickets]
-            own_steps = [-(-len(pool) // self.batch_size) for pool in pools]
+        pools = [self.task.pools(k, self.ticket, self.y, self.batch_size) for k in tickets]
+        own_steps = [-(-len(parts[0][0]) // parts[0][1]) for parts in pools]
         longest = max(own_steps)
         plan = []
-        for k, pool, steps in zip(tickets, pools, own_steps, strict=True):
+        for k, parts, steps in zip(tickets, pools, own_steps, strict=True):
             n_steps = longest if self.cycle else steps
-            if self.task == "ovr":
-                pos, neg = pool
-                n_pos, n_neg = min(half, len(pos)), min(half, len(neg))
-                parts = [_cycled(pos, n_steps * n_pos, rng).reshape(n_steps, n_pos)]
-                if n_neg:
-                    parts.append(_cycled(neg, n_steps * n_neg, rng).reshape(n_steps, n_neg))
-                plan.append((k, np.concatenate(parts, axis=1)))
-            else:
-                size = min(self.batch_size, len(pool))
-                plan.append((k, _cycled(pool, n_steps * size, rng).reshape(n_steps, size)))
+            rows = [
+                _cycled(pool, n_steps * n, self.rng).reshape(n_steps, n)
+                for pool, per_step in parts
+                if (n := min(per_step, len(pool)))
+            ]
+            plan.append((k, np.concatenate(rows, axis=1)))
         return plan
 
     def __iter__(self):
@@ -112,42 +102,58 @@ class TicketBatchLoader:
 
 
 class TicketNet(NeuralNet):
-    """skorch ``NeuralNet`` over a :class:`~sklearn_rtl._network.TicketNetwork`.
+    """skorch ``NeuralNet`` over a :class:`~sklearn_rtl._network.TicketNetwork`: the trainer
+    of both RTL stages.
 
     Adds three things to skorch's loop: the loss is summed over tickets (each ticket's mean
-    loss), ``task="ovr"`` turns class targets into one-vs-rest targets of each sample's
-    ticket, and every optimizer step is followed by the masked (and, with ``tied=True``,
-    tied) update of :meth:`TicketNetwork.masked_update`.
+    of the task's per-sample loss), the training batches come from
+    :class:`TicketBatchLoader`, and every optimizer step is followed by the masked (and,
+    in a tied stage, tied) update of :meth:`TicketNetwork.masked_update`. A stage is run by
+    :meth:`fit_stage`, which alone decides how the next training behaves.
 
     Parameters
     ----------
-    task : {"multiclass", "ovr", "regression"}, default="multiclass"
-    tied : bool, default=False
-        Whether the weight copies hold one shared ``theta``.
+    task : task object, default=MulticlassTask()
+        Per-sample loss and batch pools (``_tasks.py``).
+    loader_rng : numpy.random.Generator, default=None
+        Shuffles the training batches of every stage, in turn.
     **kwargs
         Passed to :class:`skorch.NeuralNet`.
     """
 
-    def __init__(self, *args, task="multiclass", tied=False, **kwargs):
+    def __init__(self, *args, task=None, loader_rng=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.task = task
-        self.tied = tied
+        self.task = task if task is not None else MulticlassTask()
+        self.loader_rng = loader_rng
+
+    def fit_stage(self, stage, X, y, start):
+        """Rewind every ticket's copy to ``start`` and train for ``stage.epochs`` epochs.
+
+        ``stage`` is a record with ``name``, ``tied`` and ``epochs``: tied stages (joint
+        retraining) keep one shared ``theta`` and cycle smaller tickets (Alg. 2); untied
+        ones (ticket extraction, the independent baseline) let every ticket make only its
+        own steps, as K separate runs would (Alg. 1).
+        """
+        self.module_.set_weights(start, n_copies=self.module_.n_tickets)
+        self.stage_ = stage
+        self.max_epochs = stage.epochs
+        self.initialize_optimizer()
+        return self.partial_fit(X, y)
+
+    def get_default_callbacks(self):
+        return [*super().get_default_callbacks(), ("stage", RecordStage())]
+
+    def get_iterator(self, dataset, training=False):
+        if not training:
+            return super().get_iterator(dataset, training=False)
+        return TicketBatchLoader(
+            dataset, self.batch_size, task=self.task, rng=self.loader_rng, cycle=self.stage_.tied
+        )
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         ticket = to_tensor(X["ticket"], device=y_pred.device).reshape(-1)
         y_true = to_tensor(y_true, device=y_pred.device)
-        if self.task == "ovr":
-            target = (y_true.reshape(-1) == ticket).to(y_pred.dtype)
-            per_sample = F.binary_cross_entropy_with_logits(
-                y_pred.reshape(-1), target, reduction="none"
-            )
-        elif self.task == "regression":
-            per_sample = F.mse_loss(
-                y_pred, y_true.to(y_pred.dtype).view_as(y_pred), reduction="none"
-            )
-            per_sample = per_sample.reshape(len(y_pred), -1).mean(1)
-        else:
-            per_sample = F.cross_entropy(y_pred, y_true.long().reshape(-1), reduction="none")
+        per_sample = self.task.per_sample_loss(y_pred, y_true, ticket)
         n_tickets = self.module_.n_tickets
         totals = per_sample.new_zeros(n_tickets).index_add_(0, ticket, per_sample)
         counts = per_sample.new_zeros(n_tickets).index_add_(0, ticket, torch.ones_like(per_sample))
@@ -187,9 +193,10 @@ class TicketNet(NeuralNet):
             present = None
         # An untied update with every ticket present only needs the masked weights' old
         # values; absent tickets' copies are restored whole.
-        before = self.module_.snapshot(prunable_only=not self.tied and present is None)
+        tied = self.stage_.tied
+        before = self.module_.snapshot(prunable_only=not tied and present is None)
         step = super().train_step(batch, **fit_params)
-        self.module_.masked_update(before, tied=self.tied, present=present)
+        self.module_.masked_update(before, tied=tied, present=present)
         return step
 
 
@@ -198,4 +205,5 @@ class RecordStage(Callback):
     every epoch of the skorch history, so one history tells the whole fit."""
 
     def on_epoch_begin(self, net, **kwargs):
-        net.history.record("stage", getattr(net, "stage_", "train"))
+        stage = getattr(net, "stage_", None)
+        net.history.record("stage", "train" if stage is None else stage.name)

@@ -5,7 +5,8 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV
 
-from sklearn_rtl import RTLClassifier, collapse_from_scores
+from conftest import small_rtl
+from sklearn_rtl import collapse_from_scores
 
 
 @pytest.fixture(scope="module")
@@ -15,11 +16,8 @@ def digits():
 
 
 def _small(**kw):
-    params = dict(
-        hidden_layer_sizes=(16,), n_clusters=2, n_prune_rounds=3, max_epochs=1, random_state=0
-    )
-    params.update(kw)
-    return RTLClassifier(**params)
+    params = dict(hidden_layer_sizes=(16,), n_clusters=2, n_prune_rounds=3, max_epochs=1)
+    return small_rtl(**{**params, "batch_size": 128, **kw})
 
 
 def test_auto_chooses_a_pruned_round(digits):
@@ -38,7 +36,7 @@ def test_auto_chooses_a_pruned_round(digits):
 
 
 def test_auto_reaches_ceiling_without_collapse(digits, monkeypatch):
-    import sklearn_rtl._base as base
+    import sklearn_rtl._selection as base
 
     monkeypatch.setattr(base, "collapse_from_scores", lambda scores: None)
     monkeypatch.setattr(base, "drop_persists", lambda scores: False)
@@ -49,7 +47,7 @@ def test_auto_reaches_ceiling_without_collapse(digits, monkeypatch):
 
 
 def test_auto_keeps_dense_if_first_round_collapses(digits, monkeypatch):
-    import sklearn_rtl._base as base
+    import sklearn_rtl._selection as base
 
     monkeypatch.setattr(base, "collapse_from_scores", lambda scores: 1 if len(scores) > 1 else None)
     X, y = digits

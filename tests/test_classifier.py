@@ -6,9 +6,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import train_test_split
 
+from conftest import small_rtl
 from sklearn_rtl import RTLClassifier
 
-TINY = dict(hidden_layer_sizes=(16,), n_prune_rounds=2, max_epochs=2, random_state=0)
+TINY = dict(hidden_layer_sizes=(16,), n_prune_rounds=2, batch_size=128)
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,7 @@ def test_independent_counts_every_ticket(digits_models):
 
 def test_single_ticket_is_plain_imp(blobs):
     X, y = blobs
-    clf = RTLClassifier(n_clusters=1, sparsity=0.5, **TINY).fit(X, y)
+    clf = small_rtl(n_clusters=1, sparsity=0.5, **TINY).fit(X, y)
     assert clf.n_tickets_ == 1
     assert clf.collapse_score_ == 1.0
     assert clf.sparsity_ == pytest.approx(clf.ticket_sparsity_[0])
@@ -98,7 +99,7 @@ def test_string_labels_round_trip_and_proba_sums_to_one(blobs):
     X, y = blobs
     labels = np.array(["cat", "dog", "eel"])[y]
     for routing in ("kmeans", "label"):
-        clf = RTLClassifier(routing=routing, n_clusters=2, **TINY).fit(X, labels)
+        clf = small_rtl(routing=routing, n_clusters=2, **TINY).fit(X, labels)
         assert clf.classes_.tolist() == ["cat", "dog", "eel"]
         assert set(clf.predict(X)) <= {"cat", "dog", "eel"}
         proba = clf.predict_proba(X)
@@ -109,7 +110,7 @@ def test_string_labels_round_trip_and_proba_sums_to_one(blobs):
 
 def test_label_routing_makes_one_ticket_per_class(blobs):
     X, y = blobs
-    clf = RTLClassifier(routing="label", **TINY).fit(X, y)
+    clf = small_rtl(routing="label", **TINY).fit(X, y)
     assert clf.n_tickets_ == 3
     assert clf.decision_function(X).shape == (len(X), 3)
     np.testing.assert_array_equal(clf.route(X), np.searchsorted(clf.classes_, clf.predict(X)))
@@ -117,7 +118,7 @@ def test_label_routing_makes_one_ticket_per_class(blobs):
 
 def test_kmeans_routing_matches_router(blobs):
     X, y = blobs
-    clf = RTLClassifier(routing="kmeans", n_clusters=3, **TINY).fit(X, y)
+    clf = small_rtl(routing="kmeans", n_clusters=3, **TINY).fit(X, y)
     tickets = clf.route(X)
     assert set(tickets) == {0, 1, 2}
     np.testing.assert_array_equal(tickets, clf.router_.predict(X.astype(np.float32)))
@@ -126,18 +127,18 @@ def test_kmeans_routing_matches_router(blobs):
 def test_estimator_routers(blobs):
     X, y = blobs
     clusterer = KMeans(n_clusters=2, n_init=3, random_state=0)
-    clf = RTLClassifier(routing=clusterer, **TINY).fit(X, y)
+    clf = small_rtl(routing=clusterer, **TINY).fit(X, y)
     assert clf.n_tickets_ == 2
     assert not hasattr(clusterer, "cluster_centers_")  # the user's router is cloned
     # a classifier of some context: here it learns the classes themselves
-    clf = RTLClassifier(routing=LogisticRegression(), **TINY).fit(X, y)
+    clf = small_rtl(routing=LogisticRegression(), **TINY).fit(X, y)
     assert clf.n_tickets_ == 3
     assert clf.route(X).max() <= 2
 
 
 def test_rewind_epoch_and_global_scope(blobs):
     X, y = blobs
-    clf = RTLClassifier(rewind_epoch=1, prune_scope="global", **TINY).fit(X, y)
+    clf = small_rtl(rewind_epoch=1, prune_scope="global", **TINY).fit(X, y)
     stages = [row["stage"] for row in clf.net_.history]
     assert stages[0] == "rewind"
     assert clf.ticket_sparsity_ == pytest.approx(0.8, abs=0.01)  # 13 of 64 weights kept
@@ -146,9 +147,9 @@ def test_rewind_epoch_and_global_scope(blobs):
 def test_weights_outside_every_mask_stay_at_theta0(blobs):
     """Joint retraining never moves a weight no ticket keeps: it stays at the shared theta0."""
     X, y = blobs
-    first = RTLClassifier(sparsity=0.7, **TINY).fit(X, y)
+    first = small_rtl(sparsity=0.7, **TINY).fit(X, y)
     X_other, y_other = make_blobs(n_samples=90, centers=3, n_features=4, random_state=1)
-    second = RTLClassifier(sparsity=0.7, **TINY).fit(X_other, y_other)
+    second = small_rtl(sparsity=0.7, **TINY).fit(X_other, y_other)
     w1, w2 = first.net_.module_.get_weights(), second.net_.module_.get_weights()
     for name in first.masks_[0]:
         unused = ~np.stack([m[name] for m in first.masks_]).any(0)
@@ -161,8 +162,8 @@ def test_weights_outside_every_mask_stay_at_theta0(blobs):
 
 def test_verbose_prints_progress(blobs, capsys):
     X, y = blobs
-    RTLClassifier(verbose=0, **TINY).fit(X, y)
+    small_rtl(verbose=0, **TINY).fit(X, y)
     assert capsys.readouterr().out == ""
-    RTLClassifier(verbose=1, **TINY).fit(X, y)
+    small_rtl(verbose=1, **TINY).fit(X, y)
     out = capsys.readouterr().out
     assert "prune_round_1" in out and "retrain" in out

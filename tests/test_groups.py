@@ -7,9 +7,10 @@ from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sklearn_rtl import RTLClassifier, RTLRegressor
+from conftest import small_rtl
+from sklearn_rtl import RTLRegressor
 
-FAST = dict(hidden_layer_sizes=(16,), n_prune_rounds=1, max_epochs=5, lr=1e-2, random_state=0)
+FAST = dict(hidden_layer_sizes=(16,), max_epochs=5, lr=1e-2, batch_size=128)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def metadata_routing():
 def test_one_ticket_per_group_and_context_matters(context_data):
     X, y, groups = context_data
     params = {**FAST, "max_epochs": 20, "batch_size": 16}
-    clf = RTLClassifier(routing="groups", sparsity=0.5, **params).fit(X, y, groups=groups)
+    clf = small_rtl(routing="groups", sparsity=0.5, **params).fit(X, y, groups=groups)
     assert clf.n_tickets_ == 4
     labels = ["indoor", "outdoor", "street", "train"]
     np.testing.assert_array_equal(clf.router_.ticket_labels_, labels)
@@ -48,10 +49,10 @@ def test_one_ticket_per_group_and_context_matters(context_data):
 def test_missing_and_malformed_groups_are_clear_errors(context_data):
     X, y, groups = context_data
     with pytest.raises(ValueError, match="needs the context of every sample: pass groups"):
-        RTLClassifier(routing="groups", **FAST).fit(X, y)
+        small_rtl(routing="groups", **FAST).fit(X, y)
     with pytest.raises(ValueError, match="one value per sample"):
-        RTLClassifier(routing="groups", **FAST).fit(X, y, groups=groups[:10])
-    clf = RTLClassifier(routing="groups", **FAST).fit(X, y, groups=groups)
+        small_rtl(routing="groups", **FAST).fit(X, y, groups=groups[:10])
+    clf = small_rtl(routing="groups", **FAST).fit(X, y, groups=groups)
     with pytest.raises(ValueError, match="needs the context"):
         clf.predict(X)
     with pytest.raises(ValueError, match="needs the context"):
@@ -60,10 +61,10 @@ def test_missing_and_malformed_groups_are_clear_errors(context_data):
 
 def test_unseen_group_errors_by_default_and_nearest_routes(context_data):
     X, y, groups = context_data
-    clf = RTLClassifier(routing="groups", **FAST).fit(X, y, groups=groups)
+    clf = small_rtl(routing="groups", **FAST).fit(X, y, groups=groups)
     with pytest.raises(ValueError, match=r"never seen during fit: \['plane'\]"):
         clf.predict(X[:3], groups=["plane", "indoor", "indoor"])
-    nearest = RTLClassifier(routing="groups", unknown_group="nearest", **FAST)
+    nearest = small_rtl(routing="groups", unknown_group="nearest", **FAST)
     nearest.fit(X, y, groups=groups)
     tickets = nearest.route(X[:3], groups=["plane", "indoor", "plane"])
     assert tickets[1] == 0 and set(tickets) <= {0, 1, 2, 3}
@@ -74,14 +75,14 @@ def test_unseen_group_errors_by_default_and_nearest_routes(context_data):
 
 def test_groups_ignored_by_other_routings(context_data):
     X, y, groups = context_data
-    clf = RTLClassifier(routing="kmeans", n_clusters=2, **FAST).fit(X, y, groups=groups)
+    clf = small_rtl(routing="kmeans", n_clusters=2, **FAST).fit(X, y, groups=groups)
     np.testing.assert_array_equal(clf.predict(X), clf.predict(X, groups=groups))
 
 
 def test_groups_reach_fit_predict_and_score_in_a_pipeline(context_data, metadata_routing):
     X, y, groups = context_data
     clf = (
-        RTLClassifier(routing="groups", **FAST)
+        small_rtl(routing="groups", **FAST)
         .set_fit_request(groups=True)
         .set_predict_request(groups=True)
         .set_score_request(groups=True)
@@ -98,7 +99,7 @@ def test_groups_reach_fit_predict_and_score_in_a_pipeline(context_data, metadata
 def test_grouped_cross_validation_routes_unseen_groups_to_nearest(context_data, metadata_routing):
     X, y, groups = context_data
     clf = (
-        RTLRegressor(routing="groups", unknown_group="nearest", **FAST)
+        small_rtl(RTLRegressor, routing="groups", unknown_group="nearest", **FAST)
         .set_fit_request(groups=True)
         .set_predict_request(groups=True)
         .set_score_request(groups=True)
@@ -113,7 +114,7 @@ def test_grouped_cross_validation_routes_unseen_groups_to_nearest(context_data, 
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
     # with the default unknown_group="error", every GroupKFold test fold is unseen: a clear error
     strict = (
-        RTLClassifier(routing="groups", **FAST)
+        small_rtl(routing="groups", **FAST)
         .set_fit_request(groups=True)
         .set_score_request(groups=True)
     )

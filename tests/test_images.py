@@ -13,19 +13,12 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from torch import nn
 
+from conftest import small_rtl
 from sklearn_rtl import RTLClassifier, SmallCNN, TicketBatchNormNetwork, TicketNetwork
-from sklearn_rtl._cnn import network_input_shape, resolve_prunable
+from sklearn_rtl._models import network_input_shape
+from sklearn_rtl._prunable import resolve_prunable
 
-SMALL = dict(
-    n_clusters=2,
-    n_prune_rounds=1,
-    max_epochs=2,
-    batch_size=16,
-    lr=5e-3,
-    sparsity=0.5,
-    random_state=0,
-    module_params={"channels": (4, 8)},
-)
+SMALL = dict(n_clusters=2, lr=5e-3, sparsity=0.5, module_params={"channels": (4, 8)})
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +34,7 @@ def images():
 @pytest.fixture(scope="module")
 def fitted(images):
     X, y = images
-    return RTLClassifier(**SMALL).fit(X, y)
+    return small_rtl(**SMALL).fit(X, y)
 
 
 class TinyConvNet(nn.Module):
@@ -92,15 +85,15 @@ def test_image_input_uses_the_default_cnn(fitted, images):
 
 def test_cnn_learns_the_toy_images(images):
     X, y = images
-    clf = RTLClassifier(**{**SMALL, "max_epochs": 6}).fit(X, y)
+    clf = small_rtl(**{**SMALL, "max_epochs": 6}).fit(X, y)
     assert clf.score(X, y) > 0.6
 
 
 def test_three_d_and_flat_input_match_four_d(fitted, images):
     X, y = images
-    from_3d = RTLClassifier(**SMALL).fit(X[:, 0], y)
+    from_3d = small_rtl(**SMALL).fit(X[:, 0], y)
     assert from_3d.input_shape_ == (1, 8, 8)
-    flat = RTLClassifier(**SMALL, input_shape=(1, 8, 8)).fit(X.reshape(60, -1), y)
+    flat = small_rtl(**SMALL, input_shape=(1, 8, 8)).fit(X.reshape(60, -1), y)
     assert flat.input_shape_ == (1, 8, 8) and flat.n_features_in_ == 64
     expected = fitted.predict_proba(X)
     np.testing.assert_allclose(from_3d.predict_proba(X[:, 0]), expected, rtol=1e-5)
@@ -109,7 +102,7 @@ def test_three_d_and_flat_input_match_four_d(fitted, images):
 
 def test_2d_input_keeps_the_mlp(images):
     X, y = images
-    clf = RTLClassifier(**{**SMALL, "module_params": None, "hidden_layer_sizes": (8,)})
+    clf = small_rtl(**{**SMALL, "module_params": None, "hidden_layer_sizes": (8,)})
     clf.fit(X.reshape(60, -1), y)
     assert type(clf.net_.module_.template).__name__ == "MLP"
     assert type(clf.net_.module_) is TicketNetwork  # no batch norm: ticket_batchnorm is moot
@@ -127,13 +120,13 @@ def test_wrong_shapes_raise_value_errors(fitted, images):
     with pytest.raises(ValueError):
         fitted.predict(X.reshape(60, -1))
     with pytest.raises(ValueError, match="Without a module"):
-        RTLClassifier(**SMALL).fit(X[:, :, None], y)  # 5-D
+        small_rtl(**SMALL).fit(X[:, :, None], y)  # 5-D
     with pytest.raises(ValueError, match="input_shape"):
-        RTLClassifier(**SMALL, input_shape=(1, 7, 7)).fit(X.reshape(60, -1), y)
+        small_rtl(**SMALL, input_shape=(1, 7, 7)).fit(X.reshape(60, -1), y)
     with pytest.raises(TypeError, match="input_shape"):
-        RTLClassifier(**SMALL, input_shape=64).fit(X.reshape(60, -1), y)
+        small_rtl(**SMALL, input_shape=64).fit(X.reshape(60, -1), y)
     # A 2-D model refuses image input with scikit-learn's ValueError.
-    mlp = RTLClassifier(**{**SMALL, "module_params": None, "hidden_layer_sizes": (8,)})
+    mlp = small_rtl(**{**SMALL, "module_params": None, "hidden_layer_sizes": (8,)})
     mlp.fit(X.reshape(60, -1), y)
     with pytest.raises(ValueError):
         mlp.predict(X)
@@ -143,16 +136,16 @@ def test_module_that_cannot_take_x_gives_value_error(images):
     X, y = images
     module = nn.Sequential(nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 3))
     with pytest.raises(ValueError, match="cannot take X"):
-        RTLClassifier(**{**SMALL, "module_params": None}, module=module).fit(X, y)
+        small_rtl(**{**SMALL, "module_params": None}, module=module).fit(X, y)
     # ... and takes it once flattened by input_shape.
-    clf = RTLClassifier(**{**SMALL, "module_params": None}, module=module, input_shape=(64,))
+    clf = small_rtl(**{**SMALL, "module_params": None}, module=module, input_shape=(64,))
     assert clf.fit(X, y).predict(X).shape == (60,)
 
 
 # ------------------------------------------------------------- custom modules
 def test_custom_module_class_with_params(images):
     X, y = images
-    clf = RTLClassifier(**{**SMALL, "module_params": {"width": 3}}, module=TinyConvNet)
+    clf = small_rtl(**{**SMALL, "module_params": {"width": 3}}, module=TinyConvNet)
     clf.fit(X, y)
     network = clf.net_.module_
     # Conv and hidden Linear weights pruned; conv bias, batch norm and output layer dense.
@@ -165,7 +158,7 @@ def test_custom_module_instance_is_not_modified(images):
     X, y = images
     module = TinyConvNet()
     before = {k: v.clone() for k, v in module.state_dict().items()}
-    clf = RTLClassifier(**{**SMALL, "module_params": None}, module=module).fit(X, y)
+    clf = small_rtl(**{**SMALL, "module_params": None}, module=module).fit(X, y)
     assert clf.module is module
     for key, value in module.state_dict().items():
         torch.testing.assert_close(value, before[key])
@@ -176,7 +169,7 @@ def test_custom_module_on_3d_input():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(40, 8, 5)).astype(np.float32)
     y = (X[:, 0].mean(1) > 0).astype(int) + (X[:, 1].mean(1) > 0).astype(int)
-    clf = RTLClassifier(**{**SMALL, "module_params": None}, module=Conv1dNet).fit(X, y)
+    clf = small_rtl(**{**SMALL, "module_params": None}, module=Conv1dNet).fit(X, y)
     assert clf.input_shape_ == (8, 5)
     assert clf.net_.module_.prunable == ["conv.weight"]
     assert clf.predict(X).shape == (40,)
@@ -219,7 +212,7 @@ def test_network_input_shape_rules():
 # ---------------------------------------------------------- per-ticket batch norm
 def test_ticket_batchnorm_keeps_statistics_per_ticket(images):
     X, y = images
-    clf = RTLClassifier(**SMALL, ticket_batchnorm=True).fit(X, y)
+    clf = small_rtl(**SMALL, ticket_batchnorm=True).fit(X, y)
     network = clf.net_.module_
     assert isinstance(network, TicketBatchNormNetwork)
     mean = network.ticket_stat("features.1.running_mean")
@@ -229,13 +222,13 @@ def test_ticket_batchnorm_keeps_statistics_per_ticket(images):
     # The template's shared statistics are not used (nor updated) in this mode.
     torch.testing.assert_close(network.template.features[1].running_mean, torch.zeros(4))
     assert RTLClassifier().ticket_batchnorm is True  # the measured default
-    shared = RTLClassifier(**SMALL, ticket_batchnorm=False).fit(X, y)
+    shared = small_rtl(**SMALL, ticket_batchnorm=False).fit(X, y)
     assert type(shared.net_.module_) is TicketNetwork
     assert not torch.allclose(shared.net_.module_.template.features[1].running_mean, torch.zeros(4))
     restored = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
     with pytest.raises(TypeError, match="ticket_batchnorm"):
-        RTLClassifier(**SMALL, ticket_batchnorm="yes").fit(X, y)
+        small_rtl(**SMALL, ticket_batchnorm="yes").fit(X, y)
 
 
 def test_ticket_batchnorm_forward_matches_manual_normalization():
@@ -282,7 +275,7 @@ def test_clone_with_module_instance(images):
 def test_grid_search_on_images(images):
     X, y = images
     search = GridSearchCV(
-        RTLClassifier(**{**SMALL, "max_epochs": 1}),
+        small_rtl(**{**SMALL, "max_epochs": 1}),
         {"ticket_batchnorm": [False, True], "sparsity": [0.5]},
         cv=2,
     ).fit(X, y)
@@ -296,7 +289,7 @@ def test_cuda_without_gpu_is_a_clear_error(images, monkeypatch):
     X, y = images
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="no CUDA GPU"):
-        RTLClassifier(**SMALL, device="cuda").fit(X, y)
+        small_rtl(**SMALL, device="cuda").fit(X, y)
 
 
 def test_model_saved_for_cuda_loads_on_cpu(fitted, images, monkeypatch):
@@ -321,7 +314,7 @@ def test_model_saved_for_cuda_loads_on_cpu(fitted, images, monkeypatch):
 @pytest.mark.parametrize("ticket_batchnorm", [False, True])
 def test_fit_on_gpu_predict_on_cpu_after_unpickling(images, monkeypatch, ticket_batchnorm):
     X, y = images
-    clf = RTLClassifier(**SMALL, device="cuda", ticket_batchnorm=ticket_batchnorm).fit(X, y)
+    clf = small_rtl(**SMALL, device="cuda", ticket_batchnorm=ticket_batchnorm).fit(X, y)
     assert next(clf.net_.module_.parameters()).is_cuda
     assert all(b.is_cuda for b in clf.net_.module_.buffers())
     gpu_pred = clf.predict(X)

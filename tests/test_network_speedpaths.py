@@ -14,7 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from sklearn_rtl._network import MLP, TicketNetwork, _linear_relu_plan, find_prunable
+from sklearn_rtl import MLP, TicketNetwork, find_prunable
+from sklearn_rtl._network import _linear_relu_plan
 from sklearn_rtl._tickets import prune_by_magnitude
 
 

@@ -14,9 +14,9 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import NotFittedError
 
-from sklearn_rtl import RTLClassifier
+from conftest import small_rtl
 
-SMALL = dict(hidden_layer_sizes=(8,), n_prune_rounds=1, max_epochs=2, n_clusters=2, batch_size=16)
+SMALL = dict(n_clusters=2)
 ROUTINGS = ["kmeans", "label", KMeans(n_clusters=2, n_init=1, random_state=0)]
 ROUTING_IDS = ["kmeans", "label", "estimator"]
 
@@ -29,7 +29,7 @@ def data():
 
 @pytest.fixture(scope="module", params=ROUTINGS, ids=ROUTING_IDS)
 def fitted(request, data):
-    return RTLClassifier(**SMALL, routing=request.param, random_state=0).fit(*data)
+    return small_rtl(**SMALL, routing=request.param, random_state=0).fit(*data)
 
 
 def _outputs(clf, X):
@@ -84,7 +84,7 @@ def test_loaded_model_can_be_refitted_and_saved_again(fitted, data):
 
 
 def test_unfitted_estimator_round_trip(data):
-    clf = RTLClassifier(**SMALL, random_state=0)
+    clf = small_rtl(**SMALL, random_state=0)
     loaded = pickle.loads(pickle.dumps(clf))
     assert loaded.get_params() == clf.get_params()
     with pytest.raises(NotFittedError):
@@ -102,20 +102,20 @@ def test_pickle_does_not_hold_the_training_data(fitted, data):
 @pytest.mark.parametrize("routing", ROUTINGS, ids=ROUTING_IDS)
 def test_same_random_state_is_bit_identical(data, routing):
     X, y = data
-    a = RTLClassifier(**SMALL, routing=routing, random_state=7).fit(X, y)
-    b = RTLClassifier(**SMALL, routing=routing, random_state=7).fit(X, y)
+    a = small_rtl(**SMALL, routing=routing, random_state=7).fit(X, y)
+    b = small_rtl(**SMALL, routing=routing, random_state=7).fit(X, y)
     _assert_bit_identical(_outputs(a, X), _outputs(b, X))
     for mine, theirs in zip(a.masks_, b.masks_, strict=True):
         for name in mine:
             np.testing.assert_array_equal(mine[name], theirs[name])
-    c = RTLClassifier(**SMALL, routing=routing, random_state=8).fit(X, y)
+    c = small_rtl(**SMALL, routing=routing, random_state=8).fit(X, y)
     assert a.predict_proba(X).tobytes() != c.predict_proba(X).tobytes()
 
 
 def test_random_state_instance_is_reproducible(data):
     X, y = data
-    a = RTLClassifier(**SMALL, random_state=np.random.RandomState(3)).fit(X, y)
-    b = RTLClassifier(**SMALL, random_state=np.random.RandomState(3)).fit(X, y)
+    a = small_rtl(**SMALL, random_state=np.random.RandomState(3)).fit(X, y)
+    b = small_rtl(**SMALL, random_state=np.random.RandomState(3)).fit(X, y)
     _assert_bit_identical(_outputs(a, X), _outputs(b, X))
 
 
@@ -123,7 +123,7 @@ def test_fit_does_not_touch_global_seeds(data):
     X, y = data
     torch.manual_seed(123)
     np.random.seed(123)
-    RTLClassifier(**SMALL, random_state=0).fit(X, y)
+    small_rtl(**SMALL, random_state=0).fit(X, y)
     after = torch.rand(3), np.random.rand(3)
     torch.manual_seed(123)
     np.random.seed(123)
@@ -136,18 +136,17 @@ def test_fit_does_not_touch_global_seeds(data):
 def test_random_state_none_varies(data, routing):
     X, y = data
     torch.manual_seed(0)  # even with a fixed global torch seed
-    a = RTLClassifier(**SMALL, routing=routing).fit(X, y).predict_proba(X)
+    a = small_rtl(**SMALL, routing=routing, random_state=None).fit(X, y).predict_proba(X)
     torch.manual_seed(0)
-    b = RTLClassifier(**SMALL, routing=routing).fit(X, y).predict_proba(X)
+    b = small_rtl(**SMALL, routing=routing, random_state=None).fit(X, y).predict_proba(X)
     assert a.tobytes() != b.tobytes()
 
 
 # --------------------------------------------------------------------------- clone
 def test_clone_is_unfitted_with_identical_parameters(fitted, data):
-    clf = RTLClassifier(
+    clf = small_rtl(
         **SMALL,
         routing=fitted.routing,
-        random_state=0,
         optimizer_params={"weight_decay": 1e-4},
     )
     for source in (clf, fitted):

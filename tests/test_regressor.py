@@ -3,9 +3,12 @@ import pytest
 from sklearn.metrics import r2_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from conftest import small_rtl
 from sklearn_rtl import RTLRegressor
 
-FAST = dict(hidden_layer_sizes=(32,), n_prune_rounds=1, max_epochs=20, lr=1e-2, random_state=0)
+FAST = dict(
+    estimator=RTLRegressor, hidden_layer_sizes=(32,), max_epochs=20, lr=1e-2, batch_size=128
+)
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +21,7 @@ def regression_data():
 
 def test_single_output_fits_and_scores_r2(regression_data):
     X, y = regression_data
-    reg = RTLRegressor(n_clusters=2, sparsity=0.5, **FAST).fit(X, y[:, 0])
+    reg = small_rtl(n_clusters=2, sparsity=0.5, **FAST).fit(X, y[:, 0])
     y_pred = reg.predict(X)
     assert y_pred.shape == (300,)
     assert reg.score(X, y[:, 0]) == pytest.approx(r2_score(y[:, 0], y_pred))
@@ -29,7 +32,7 @@ def test_single_output_fits_and_scores_r2(regression_data):
 
 def test_multi_output_with_different_scales(regression_data):
     X, y = regression_data
-    reg = RTLRegressor(n_clusters=2, sparsity=0.5, **FAST).fit(X, y)
+    reg = small_rtl(n_clusters=2, sparsity=0.5, **FAST).fit(X, y)
     y_pred = reg.predict(X)
     assert y_pred.shape == (300, 2)
     np.testing.assert_allclose(reg.y_mean_, y.mean(0))
@@ -40,7 +43,7 @@ def test_multi_output_with_different_scales(regression_data):
 
 def test_constant_target_is_predicted(regression_data):
     X, _ = regression_data
-    reg = RTLRegressor(n_clusters=1, **FAST).fit(X, np.full(len(X), 3.5))
+    reg = small_rtl(n_clusters=1, **FAST).fit(X, np.full(len(X), 3.5))
     y_pred = reg.predict(X[:5])  # zero-variance target: no division by zero, mean restored
     assert np.all(np.isfinite(y_pred))
     np.testing.assert_allclose(y_pred, 3.5, atol=0.05)
@@ -48,16 +51,17 @@ def test_constant_target_is_predicted(regression_data):
 
 def test_label_routing_is_rejected_for_regression(regression_data):
     X, y = regression_data
-    with pytest.raises(ValueError, match="routing must be one of 'kmeans', 'groups'"):
-        RTLRegressor(routing="label", **FAST).fit(X, y[:, 0])
+    with pytest.raises(
+        ValueError,
+        match="'routing' parameter of RTLRegressor must be a str among \\{('\\w+'(, )?){2}\\}",
+    ):
+        small_rtl(routing="label", **FAST).fit(X, y[:, 0])
 
 
 def test_baselines_as_settings(regression_data):
     X, y = regression_data
-    shared = RTLRegressor(n_clusters=3, sparsity=0.8, **FAST).fit(X, y[:, 0])
-    independent = RTLRegressor(n_clusters=3, sparsity=0.8, share_weights=False, **FAST).fit(
-        X, y[:, 0]
-    )
+    shared = small_rtl(n_clusters=3, sparsity=0.8, **FAST).fit(X, y[:, 0])
+    independent = small_rtl(n_clusters=3, sparsity=0.8, share_weights=False, **FAST).fit(X, y[:, 0])
     assert independent.n_params_ > shared.n_params_
     assert len(shared.collapse_curve_) == 1
 

@@ -15,27 +15,19 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_rtl import RTLClassifier
+from conftest import small_rtl
 
 pytest.importorskip("pandas")  # the DataFrame branches of the checks must run
 
 # Tiny settings: one pruning round, one epoch per stage, an 8-unit hidden layer. The
 # classifier-quality checks (check_classifiers_train et al.) need a net that actually learns
 # on their small blobs in one epoch, hence a large learning rate and small batches.
-_SMALL = dict(
-    hidden_layer_sizes=(8,),
-    n_prune_rounds=1,
-    max_epochs=2,
-    batch_size=16,
-    lr=0.05,
-    sparsity=0.5,
-    random_state=0,
-)
+_SMALL = dict(lr=0.05, sparsity=0.5)
 
 ESTIMATORS = [
-    RTLClassifier(routing="kmeans", n_clusters=2, **_SMALL),
-    RTLClassifier(routing="label", **_SMALL),
-    RTLClassifier(routing=KMeans(n_clusters=2, n_init=1, random_state=0), **_SMALL),
+    small_rtl(routing="kmeans", n_clusters=2, **_SMALL),
+    small_rtl(routing="label", **_SMALL),
+    small_rtl(routing=KMeans(n_clusters=2, n_init=1, random_state=0), **_SMALL),
 ]
 
 # No check is expected to fail, in any routing mode.

@@ -1,16 +1,10 @@
+"""TicketSet and magnitude pruning on tiny tensors, answers computed by hand."""
+
 import numpy as np
 import pytest
 import torch
 
-from sklearn_rtl._tickets import (
-    density_schedule,
-    full_masks,
-    pack_masks,
-    prune_by_magnitude,
-    ticket_kept_counts,
-    union_kept_count,
-    unpack_masks,
-)
+from sklearn_rtl import TicketSet, density_schedule, prune_by_magnitude
 
 
 def test_density_schedule_is_geometric_and_lands_exactly():
@@ -31,31 +25,30 @@ def test_layer_pruning_hand_computed():
         "a": torch.tensor([[[0.1, -0.9, 0.3, 0.4]], [[5.0, 1.0, -2.0, 0.5]]]),
         "b": torch.tensor([[[2.0, 0.0]], [[0.01, -0.02]]]),
     }
-    masks = full_masks({"a": (1, 4), "b": (1, 2)}, n_tickets=2)
-    new = prune_by_magnitude(weights, masks, density=0.5, scope="layer")
-    assert new["a"][0].int().tolist() == [[0, 1, 0, 1]]
-    assert new["a"][1].int().tolist() == [[1, 0, 1, 0]]
-    assert new["b"][0].int().tolist() == [[1, 0]]
-    assert new["b"][1].int().tolist() == [[0, 1]]
-    # inputs untouched
-    assert masks["a"].all() and masks["b"].all()
+    tickets = TicketSet.full({"a": (1, 4), "b": (1, 2)}, n_tickets=2)
+    new = tickets.prune(weights, density=0.5, scope="layer")
+    assert new.masks["a"][0].int().tolist() == [[0, 1, 0, 1]]
+    assert new.masks["a"][1].int().tolist() == [[1, 0, 1, 0]]
+    assert new.masks["b"][0].int().tolist() == [[1, 0]]
+    assert new.masks["b"][1].int().tolist() == [[0, 1]]
+    # a new value: the input set is untouched
+    assert tickets.masks["a"].all() and tickets.masks["b"].all()
 
 
 def test_global_pruning_ranks_across_layers():
     weights = {"a": torch.tensor([[1.0, 2.0, 3.0]]), "b": torch.tensor([[10.0, 20.0, 30.0]])}
-    masks = full_masks({"a": (3,), "b": (3,)}, n_tickets=1)
-    new = prune_by_magnitude(weights, masks, density=0.5, scope="global")
-    assert new["a"].int().tolist() == [[0, 0, 0]]
-    assert new["b"].int().tolist() == [[1, 1, 1]]
-    layer = prune_by_magnitude(weights, masks, density=0.5, scope="layer")
-    assert layer["a"].int().tolist() == [[0, 1, 1]]
+    tickets = TicketSet.full({"a": (3,), "b": (3,)}, n_tickets=1)
+    new = tickets.prune(weights, density=0.5, scope="global")
+    assert new.masks["a"].int().tolist() == [[0, 0, 0]]
+    assert new.masks["b"].int().tolist() == [[1, 1, 1]]
+    layer = tickets.prune(weights, density=0.5, scope="layer")
+    assert layer.masks["a"].int().tolist() == [[0, 1, 1]]
 
 
 def test_pruned_weights_are_never_revived():
     weights = {"a": torch.tensor([[9.0, 0.1, 0.2, 0.3]])}
-    masks = {"a": torch.tensor([[False, True, True, True]])}
-    new = prune_by_magnitude(weights, masks, density=0.5, scope="layer")
-    assert new["a"].int().tolist() == [[0, 0, 1, 1]]
+    tickets = TicketSet({"a": torch.tensor([[False, True, True, True]])})
+    assert tickets.prune(weights, density=0.5).masks["a"].int().tolist() == [[0, 0, 1, 1]]
 
 
 def test_bad_scope_raises():
@@ -63,13 +56,63 @@ def test_bad_scope_raises():
         prune_by_magnitude({"a": torch.ones(1, 2)}, {"a": torch.ones(1, 2, dtype=bool)}, 0.5, "x")
 
 
-def test_counts_union_and_packing_round_trip():
-    masks = {
-        "a": torch.tensor([[True, False, True], [True, True, False]]),
-        "b": torch.tensor([[[False]], [[True]]]),
+def test_empty_ticket_set_is_refused():
+    with pytest.raises(ValueError, match="at least one prunable layer"):
+        TicketSet({})
+
+
+@pytest.fixture
+def two_tickets():
+    # ticket 0 keeps a0, a2, b0; ticket 1 keeps a0, a1, b1, b2 (6 prunable weights)
+    return TicketSet(
+        {
+            "a": torch.tensor([[True, False, True], [True, True, False]]),
+            "b": torch.tensor([[True, False, False], [False, True, True]]),
+        }
+    )
+
+
+def test_counts_union_and_density(two_tickets):
+    assert two_tickets.n_tickets == 2 and two_tickets.n_prunable == 6
+    assert two_tickets.kept().tolist() == [3, 4]
+    assert {n: u.int().tolist() for n, u in two_tickets.union().items()} == {
+        "a": [1, 1, 1],
+        "b": [1, 1, 1],
     }
-    assert ticket_kept_counts(masks).tolist() == [2, 3]
-    assert union_kept_count(masks) == 4
-    unpacked = unpack_masks(pack_masks(masks))
-    for name in masks:
-        assert torch.equal(unpacked[name], masks[name])
+    assert two_tickets.n_union == 6
+    assert two_tickets.density == pytest.approx(3.5 / 6)
+    np.testing.assert_allclose(two_tickets.ticket_sparsity(), [0.5, 1 / 3])
+    layer = two_tickets.layer_sparsity()
+    np.testing.assert_allclose(layer["a"], [1 / 3, 1 / 3])
+    np.testing.assert_allclose(layer["b"], [2 / 3, 1 / 3])
+
+
+def test_similarity_hand_computed(two_tickets):
+    # overall: intersection {a0} = 1, union 6 -> 1/6; layer a: 1/3; layer b: 0/3
+    similarity = two_tickets.similarity()
+    np.testing.assert_allclose(similarity, [[1, 1 / 6], [1 / 6, 1]])
+    layers = two_tickets.layer_similarity()
+    assert layers["a"][0, 1] == pytest.approx(1 / 3)
+    assert layers["b"][0, 1] == 0.0
+
+
+def test_round_record_hand_computed(two_tickets):
+    record = two_tickets.round_record(2)
+    assert record["round"] == 2
+    assert record["sparsity"] == pytest.approx(1 - 3.5 / 6)
+    assert record["similarity"] == pytest.approx(1 / 6)
+    np.testing.assert_allclose(record["ticket_similarity"], [1 / 6, 1 / 6])
+    assert record["layer_similarity"] == pytest.approx({"a": 1 / 3, "b": 0.0})
+    d = 3.5 / 6
+    assert record["random_similarity"] == pytest.approx(d / (2 - d))
+
+
+def test_ticket_and_pack_round_trip(two_tickets):
+    assert {n: m.tolist() for n, m in two_tickets.ticket(1).items()} == {
+        "a": [True, True, False],
+        "b": [False, True, True],
+    }
+    packed = two_tickets.pack()
+    assert packed["a"][1].nbytes == 1  # 6 bits in one byte
+    assert TicketSet.unpack(packed) == two_tickets
+    assert TicketSet.unpack(packed) != TicketSet.full({"a": (3,), "b": (3,)}, 2)

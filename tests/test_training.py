@@ -1,6 +1,7 @@
 import numpy as np
 from skorch.dataset import Dataset
 
+from sklearn_rtl._tasks import OneVsRestTask
 from sklearn_rtl._training import TicketBatchLoader
 
 
@@ -35,7 +36,7 @@ def test_every_step_has_one_batch_per_ticket_and_small_tickets_cycle():
 def test_ovr_batches_are_half_positives_and_labelled_with_their_detector():
     y = np.array([0] * 6 + [1] * 2 + [2] * 4)
     loader = TicketBatchLoader(
-        make_dataset(y, y), batch_size=4, task="ovr", rng=np.random.default_rng(0)
+        make_dataset(y, y), batch_size=4, task=OneVsRestTask(), rng=np.random.default_rng(0)
     )
     batches = list(loader)
     assert len(batches) == 3  # ceil(6 positives / 2 per step)

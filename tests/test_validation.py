@@ -22,9 +22,9 @@ from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
 from sklearn.exceptions import NotFittedError
 
-from sklearn_rtl import RTLClassifier
+from conftest import small_rtl
 
-SMALL = dict(hidden_layer_sizes=(8,), n_prune_rounds=1, max_epochs=1, n_clusters=2, random_state=0)
+SMALL = dict(max_epochs=1, n_clusters=2, batch_size=128)
 ROUTINGS = ["kmeans", "label", KMeans(n_clusters=2, n_init=1, random_state=0)]
 ROUTING_IDS = ["kmeans", "label", "estimator"]
 
@@ -39,11 +39,11 @@ def data():
 
 @pytest.fixture(scope="module", params=ROUTINGS, ids=ROUTING_IDS)
 def fitted(request, data):
-    return RTLClassifier(**{**SMALL, "routing": request.param}).fit(*data)
+    return small_rtl(**SMALL, routing=request.param).fit(*data)
 
 
 def _clf(**params):
-    return RTLClassifier(**{**SMALL, **params})
+    return small_rtl(**{**SMALL, **params})
 
 
 PREDICT_METHODS = ["predict", "predict_proba", "decision_function", "route", "score"]
@@ -194,23 +194,31 @@ def test_2d_y(data):
 
 
 # ----------------------------------------------------------------- hyper-parameters
+def _param_error(name, value):
+    """The message scikit-learn's parameter validation gives: it names the parameter,
+    what it accepts and the value."""
+    return f"The '{name}' parameter of RTL\\w+ must be .* Got {re.escape(repr(value))} instead"
+
+
 @pytest.mark.parametrize("sparsity", [-0.1, 1.0, 1.5, np.nan, np.inf])
 def test_sparsity_outside_unit_interval(data, sparsity):
-    with pytest.raises(ValueError, match="sparsity must be in \\[0, 1\\)"):
+    with pytest.raises(ValueError, match=_param_error("sparsity", sparsity)):
+        _clf(sparsity=sparsity).fit(*data)
+    with pytest.raises(ValueError, match="a float in the range \\[0.0, 1.0\\) or a str among"):
         _clf(sparsity=sparsity).fit(*data)
 
 
 @pytest.mark.parametrize("sparsity", ["0.5", None, True, [0.5]])
 def test_sparsity_not_a_number(data, sparsity):
-    # A string other than "auto" is a ValueError (a bad option), anything else a TypeError.
-    error = ValueError if isinstance(sparsity, str) else TypeError
-    with pytest.raises(error, match="sparsity must be a float in \\[0, 1\\)"):
-        _clf(sparsity=sparsity).fit(*data)
+    # InvalidParameterError is both a ValueError and a TypeError.
+    for error in (ValueError, TypeError):
+        with pytest.raises(error, match=_param_error("sparsity", sparsity)):
+            _clf(sparsity=sparsity).fit(*data)
 
 
 @pytest.mark.parametrize("n_clusters", [0, -3])
 def test_n_clusters_below_one(data, n_clusters):
-    with pytest.raises(ValueError, match=f"n_clusters must be >= 1, got {n_clusters}"):
+    with pytest.raises(ValueError, match=_param_error("n_clusters", n_clusters)):
         _clf(n_clusters=n_clusters).fit(*data)
 
 
@@ -221,7 +229,7 @@ def test_n_clusters_more_than_samples(data):
 
 @pytest.mark.parametrize("n_clusters", [2.0, None, "2"])
 def test_n_clusters_not_an_int(data, n_clusters):
-    with pytest.raises(TypeError, match="n_clusters must be an int"):
+    with pytest.raises(TypeError, match=_param_error("n_clusters", n_clusters)):
         _clf(n_clusters=n_clusters).fit(*data)
 
 
@@ -229,8 +237,10 @@ def test_n_clusters_not_an_int(data, n_clusters):
 def test_unknown_routing(data, routing):
     with pytest.raises(
         ValueError,
-        match=f"routing must be .*'kmeans', 'label'.* or an estimator with fit and predict, "
-        f"got '{routing}'",
+        # (the options are a set: their order in the message varies between runs)
+        match=f"'routing' parameter of RTLClassifier must be a str among "
+        f"\\{{('\\w+'(, )?){{3}}\\}} or an object implementing 'fit' and 'predict'. "
+        f"Got '{routing}' instead",
     ):
         _clf(routing=routing).fit(*data)
 
@@ -247,7 +257,11 @@ class _PredictOnly:
 
 @pytest.mark.parametrize("routing", [None, 3, object(), _FitOnly(), _PredictOnly()])
 def test_router_without_fit_or_predict(data, routing):
-    with pytest.raises(TypeError, match="has no fit/predict"):
+    with pytest.raises(
+        TypeError,
+        match="'routing' parameter of RTLClassifier must be .*"
+        "an object implementing 'fit' and 'predict'",
+    ):
         _clf(routing=routing).fit(*data)
 
 
@@ -267,16 +281,23 @@ def test_router_predict_with_wrong_shape(data):
 @pytest.mark.parametrize(
     "params, error, match",
     [
-        ({"hidden_layer_sizes": (8, 0)}, ValueError, "hidden_layer_sizes must be >= 1"),
-        ({"hidden_layer_sizes": "wide"}, TypeError, "hidden_layer_sizes must be an int"),
-        ({"n_prune_rounds": 0}, ValueError, "n_prune_rounds must be >= 1"),
-        ({"max_epochs": 1.5}, TypeError, "max_epochs must be an int"),
-        ({"lr": -1.0}, ValueError, "lr must be a positive finite number"),
-        ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
-        ({"prune_scope": "row"}, ValueError, "prune_scope must be 'layer' or 'global'"),
-        ({"optimizer": "adam"}, TypeError, "optimizer must be a torch.optim.Optimizer"),
-        ({"share_weights": "yes"}, TypeError, "share_weights must be a bool"),
-        ({"module_params": [1]}, TypeError, "module_params must be a dict"),
+        ({"hidden_layer_sizes": (8, 0)}, ValueError, "hidden_layer_sizes must hold positive ints"),
+        ({"hidden_layer_sizes": "wide"}, TypeError, _param_error("hidden_layer_sizes", "wide")),
+        ({"n_prune_rounds": 0}, ValueError, _param_error("n_prune_rounds", 0)),
+        ({"max_epochs": 1.5}, TypeError, _param_error("max_epochs", 1.5)),
+        ({"lr": -1.0}, ValueError, _param_error("lr", -1.0)),
+        ({"batch_size": 0}, ValueError, _param_error("batch_size", 0)),
+        ({"prune_scope": "row"}, ValueError, _param_error("prune_scope", "row")),
+        ({"optimizer": "adam"}, TypeError, _param_error("optimizer", "adam")),
+        (
+            {"optimizer": dict},
+            TypeError,
+            "'optimizer' parameter .* torch.optim.optimizer.Optimizer",
+        ),
+        ({"module": dict}, TypeError, "'module' parameter .* torch.nn.modules.module.Module"),
+        ({"share_weights": "yes"}, TypeError, _param_error("share_weights", "yes")),
+        ({"prune_output_layer": "yes"}, TypeError, _param_error("prune_output_layer", "yes")),
+        ({"module_params": [1]}, TypeError, _param_error("module_params", [1])),
         ({"device": "no-such-device"}, ValueError, "device must be"),
     ],
 )

@@ -1,0 +1,76 @@
+"""The routed model: router + ticket network, run in chunks without gradients.
+
+A :class:`RoutedModel` is what prediction needs and nothing else. The estimator builds one
+from its fitted attributes for ``predict``, and the fit builds one from the pieces it is
+training, so that held-out scoring during ticket extraction never calls ``predict`` on a
+half-fitted estimator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["RoutedModel"]
+
+_INFER_BATCH = 8192
+
+
+@dataclass
+class RoutedModel:
+    """Routes flat rows to tickets and runs them through their masked subnetworks.
+
+    Parameters
+    ----------
+    router : router
+        Fitted; ``predict(X, groups) -> ticket ids``.
+    network : TicketNetwork
+    input_shape : tuple of int
+        Per-sample shape the network takes (flat rows are reshaped to it).
+    device : str or torch.device
+    task : task object
+        Its ``decision`` turns network outputs into prediction scores.
+    """
+
+    router: object
+    network: torch.nn.Module
+    input_shape: tuple
+    device: object
+    task: object
+
+    def route(self, X, groups=None) -> np.ndarray:
+        """Ticket id of every row of ``X``."""
+        return np.asarray(self.router.predict(X, groups)).astype(np.int64)
+
+    def decision(self, X, groups=None) -> np.ndarray:
+        """The task's prediction scores (see ``_tasks.py``)."""
+        return self.task.decision(self, X, groups)
+
+    def outputs(self, X, tickets=None) -> np.ndarray:
+        """Network outputs for validated flat ``X``, in chunks, without gradients.
+
+        Returns a float64 ndarray of shape (n_samples, n_outputs), or
+        (n_samples, n_tickets, n_outputs) when ``tickets`` is None (every ticket).
+        """
+        network = self.network
+        network.eval()
+        if not X.flags.writeable:  # torch refuses to wrap read-only memory (e.g. memmaps)
+            X = X.copy()
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, len(X), _INFER_BATCH):
+                rows = X[start : start + _INFER_BATCH]
+                xb = torch.as_tensor(rows.reshape(len(rows), *self.input_shape), device=self.device)
+                tb = None
+                if tickets is not None:
+                    tb = torch.as_tensor(tickets[start : start + _INFER_BATCH], device=self.device)
+                outputs.append(network(xb, tb).double().cpu())
+        out = torch.cat(outputs).numpy()
+        if not np.isfinite(out).all():
+            raise ValueError(
+                "The network's outputs for X are not finite (NaN or inf): X probably holds "
+                "values far larger than the training data. Scale it as in fit."
+            )
+        return out

@@ -1,0 +1,117 @@
+"""The two stages of RTL as functions of a trainer, testable on a tiny network alone.
+
+* :func:`extract_tickets` is the paper's Alg. 1: per pruning round, train every ticket's own
+  weight copy on its own samples under the round's masks (starting from the rewind point),
+  score the copies on held-out rows if a scorer is given, then stop or prune by magnitude.
+* :func:`retrain_jointly` is Alg. 2: one shared ``theta``, rewound, trained with every
+  sample through its own ticket's mask (``shared=False``: the independent-models baseline,
+  every ticket retrained alone on its own copy).
+* :func:`rewind_point` is the start of both: ``theta0``, or the weights after a few epochs
+  of dense joint training ("late rewinding").
+
+The trainer is a :class:`~sklearn_rtl._training.TicketNet` (anything with ``module_`` and
+``fit_stage(stage, X, y, start)``); a stage is described by a :class:`Stage` record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Stage", "extract_tickets", "retrain_jointly", "rewind_point"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training of the fit: its name in the history, whether the tickets' weight
+    copies are tied into one shared ``theta``, and its number of epochs."""
+
+    name: str
+    tied: bool
+    epochs: int
+
+
+def _first_copy(network):
+    return {name: w[0].clone() for name, w in network.get_weights().items()}
+
+
+def rewind_point(trainer, X, y, epochs=0):
+    """The weights every stage starts from: ``theta0`` (the initialization) when ``epochs``
+    is 0, else the weights after ``epochs`` epochs of joint dense training from ``theta0``.
+
+    Returns ``{name: tensor of the weight's shape}``.
+    """
+    theta0 = _first_copy(trainer.module_)
+    if epochs == 0:
+        return theta0
+    trainer.fit_stage(Stage("rewind", tied=True, epochs=epochs), X, y, start=theta0)
+    return _first_copy(trainer.module_)
+
+
+def extract_tickets(
+    trainer, X, y, *, start, tickets, schedule, epochs, scope="layer", score=None, stop=None
+):
+    """Alg. 1: iterative magnitude pruning of every ticket, the K runs batched together.
+
+    Parameters
+    ----------
+    trainer : TicketNet
+    X, y : training data as the trainer takes it (``{"X", "ticket"}`` dict, targets)
+    start : dict of str to Tensor
+        The rewind point every round starts from.
+    tickets : TicketSet
+        The masks of round 0 (usually all ones).
+    schedule : list of float
+        Density every ticket keeps after each pruning round.
+    epochs : int
+        Epochs of every round.
+    scope : {"layer", "global"}, default="layer"
+        Magnitude ranking per layer or over all prunable layers.
+    score : callable, default=None
+        ``score() -> (score, per-ticket scores)`` of the trained copies on held-out rows.
+        With a scorer, round ``r``'s masks are scored after training under them (round 0
+        is the dense network), and one extra training scores the last round.
+    stop : callable, default=None
+        ``stop(scores) -> bool`` on the held-out scores so far: stop pruning.
+
+    Returns
+    -------
+    rounds : list of TicketSet
+        ``rounds[0]`` is ``tickets``; ``rounds[r]`` the masks after round ``r``.
+    scores : list of tuple
+        ``(score, per-ticket scores)`` of ``rounds[r]`` for every scored round (empty
+        without a scorer).
+    """
+    network = trainer.module_
+    rounds, scores = [tickets], []
+    n_trainings = len(schedule) + (score is not None)
+    for r in range(n_trainings):
+        name = f"prune_round_{r + 1}" if r < len(schedule) else "validate"
+        network.set_masks(rounds[-1])
+        trainer.fit_stage(Stage(name, tied=False, epochs=epochs), X, y, start=start)
+        if score is not None:
+            scores.append(score())
+            if stop is not None and stop([s for s, _ in scores]):
+                break
+        if r == len(schedule):
+            break
+        trained = network.get_weights()
+        rounds.append(
+            rounds[-1].prune({n: trained[n] for n in network.prunable}, schedule[r], scope)
+        )
+    return rounds, scores
+
+
+def retrain_jointly(trainer, X, y, *, tickets, start, epochs, shared=True):
+    """Alg. 2: retrain the tickets from ``start`` under their final masks.
+
+    ``shared=True`` keeps one shared ``theta`` (the copies are tied after every step and
+    merged into one at the end); ``shared=False`` retrains every ticket alone on its own
+    copy (the independent-models baseline).
+    """
+    network = trainer.module_
+    network.set_masks(tickets)
+    trainer.fit_stage(Stage("retrain", tied=shared, epochs=epochs), X, y, start=start)
+    if shared:
+        network.share()
+    trainer.initialize_optimizer()
+    return trainer

@@ -1,0 +1,81 @@
+"""The learning task as one object: multi-class, one-vs-rest detectors, or regression.
+
+A task says everything that differs between them, so that no other module branches on it:
+
+* ``n_outputs(y_train)``: the width of the network's output;
+* ``router_targets(y, y_train)``: what the router is fitted on;
+* ``per_sample_loss(y_pred, y_true, ticket)``: one loss value per sample;
+* ``pools(k, ticket, y, batch_size)``: the rows ticket ``k`` draws its batches from, as
+  ``[(rows, per_step), ...]`` (the first pool sets the ticket's own number of steps);
+* ``decision(model, X, groups)``: the scores a prediction is read from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch.nn.functional as F
+
+__all__ = ["MulticlassTask", "OneVsRestTask", "RegressionTask"]
+
+
+class MulticlassTask:
+    """Every ticket is a full K-way classifier of the samples routed to it."""
+
+    name = "multiclass"
+
+    def n_outputs(self, y_train) -> int:
+        return int(np.max(y_train)) + 1
+
+    def router_targets(self, y, y_train):
+        return y
+
+    def per_sample_loss(self, y_pred, y_true, ticket):
+        return F.cross_entropy(y_pred, y_true.long().reshape(-1), reduction="none")
+
+    def pools(self, k, ticket, y, batch_size):
+        return [(np.flatnonzero(ticket == k), batch_size)]
+
+    def decision(self, model, X, groups=None):
+        """Logits of every sample's own ticket, shape ``(n_samples, n_outputs)``."""
+        return model.outputs(X, model.route(X, groups))
+
+
+class OneVsRestTask(MulticlassTask):
+    """Ticket ``k`` is the one-vs-rest detector of class ``k`` (routing by label).
+
+    Its batches are half positives (class ``k``, cycled) and half negatives from the other
+    classes; a prediction runs every detector and reads their log-sigmoid scores.
+    """
+
+    name = "ovr"
+
+    def n_outputs(self, y_train) -> int:
+        return 1
+
+    def router_targets(self, y, y_train):
+        return y_train
+
+    def per_sample_loss(self, y_pred, y_true, ticket):
+        target = (y_true.reshape(-1) == ticket).to(y_pred.dtype)
+        return F.binary_cross_entropy_with_logits(y_pred.reshape(-1), target, reduction="none")
+
+    def pools(self, k, ticket, y, batch_size):
+        half = max(1, batch_size // 2)
+        return [(np.flatnonzero(y == k), half), (np.flatnonzero(y != k), half)]
+
+    def decision(self, model, X, groups=None):
+        """``log(sigmoid(z_k))`` of every detector, shape ``(n_samples, n_tickets)``."""
+        return -np.logaddexp(0.0, -model.outputs(X)[..., 0])
+
+
+class RegressionTask(MulticlassTask):
+    """Squared error on standardized targets; every ticket predicts all outputs."""
+
+    name = "regression"
+
+    def n_outputs(self, y_train) -> int:
+        return y_train.shape[1]
+
+    def per_sample_loss(self, y_pred, y_true, ticket):
+        per_sample = F.mse_loss(y_pred, y_true.to(y_pred.dtype).view_as(y_pred), reduction="none")
+        return per_sample.reshape(len(y_pred), -1).mean(1)

@@ -1,0 +1,13 @@
+# The tiny estimator every test file builds on: small network, one pruning round, two
+# epochs, seeded. Tests pass only what they need to differ (importable as
+# ``from conftest import small_rtl``: pyproject puts tests/ on the path).
+SMALL_RTL = dict(
+    hidden_layer_sizes=(8,), n_prune_rounds=1, max_epochs=2, batch_size=16, random_state=0
+)
+
+
+def small_rtl(estimator=None, **params):
+    """A tiny RTLClassifier (or ``estimator`` class) with ``SMALL_RTL`` plus ``params``."""
+    from sklearn_rtl import RTLClassifier
+
+    return (estimator or RTLClassifier)(**{**SMALL_RTL, **params})
