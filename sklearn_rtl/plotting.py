@@ -318,28 +318,9 @@ def plot_collapse_curve(
         chance = np.array([r["random_similarity"] for r in curve], dtype=np.float64)
         ax.plot(sparsity, chance, linestyle="--", color="gray", label="random masks")
 
-    if accuracy is None:
-        # records may carry a score: "accuracy", or "val_score" (held-out balanced
-        # accuracy, fitted with validation_fraction or sparsity="auto")
-        for key, label in (("accuracy", accuracy_label), ("val_score", None)):
-            scored = {r["sparsity"]: r[key] for r in curve if r.get(key) is not None}
-            if scored:
-                accuracy = scored
-                if label is None and accuracy_label == "accuracy":
-                    accuracy_label = "held-out balanced accuracy"
-                break
+    accuracy, accuracy_label = _recorded_accuracy(curve, accuracy, accuracy_label)
     if accuracy is not None:
-        if isinstance(accuracy, dict):
-            acc_x = np.array(sorted(accuracy), dtype=np.float64)
-            acc_y = np.array([accuracy[s] for s in sorted(accuracy)], dtype=np.float64)
-        else:
-            acc_y = np.asarray(accuracy, dtype=np.float64).reshape(-1)
-            if len(acc_y) != len(sparsity):
-                raise ValueError(
-                    f"accuracy has {len(acc_y)} values for {len(sparsity)} pruning rounds; "
-                    "pass a dict {sparsity: accuracy} for other sparsity levels."
-                )
-            acc_x = sparsity
+        acc_x, acc_y = _accuracy_points(accuracy, sparsity)
         ax.plot(acc_x, acc_y, marker="s", color="tab:orange", linewidth=2, label=accuracy_label)
 
     ax.set_xlabel("sparsity (fraction of prunable weights removed)")
@@ -424,3 +405,33 @@ def plot_ticket_sparsity(estimator, *, ax=None, labels=None, show_target=True, s
     ax.set_title("Per-ticket sparsity")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return ax
+
+
+def _recorded_accuracy(curve, accuracy, accuracy_label):
+    """The accuracy to draw and its label: the one given, else a score the records carry
+    ("accuracy", or "val_score": held-out balanced accuracy, fitted with
+    ``validation_fraction`` or ``sparsity="auto"``), else None."""
+    if accuracy is not None:
+        return accuracy, accuracy_label
+    for key, label in (("accuracy", accuracy_label), ("val_score", None)):
+        scored = {r["sparsity"]: r[key] for r in curve if r.get(key) is not None}
+        if scored:
+            if label is None and accuracy_label == "accuracy":
+                accuracy_label = "held-out balanced accuracy"
+            return scored, accuracy_label
+    return None, accuracy_label
+
+
+def _accuracy_points(accuracy, sparsity):
+    """``(x, y)`` of an accuracy given per round (aligned with ``sparsity``) or as a
+    ``{sparsity: accuracy}`` mapping."""
+    if isinstance(accuracy, dict):
+        acc_x = np.array(sorted(accuracy), dtype=np.float64)
+        return acc_x, np.array([accuracy[s] for s in sorted(accuracy)], dtype=np.float64)
+    acc_y = np.asarray(accuracy, dtype=np.float64).reshape(-1)
+    if len(acc_y) != len(sparsity):
+        raise ValueError(
+            f"accuracy has {len(acc_y)} values for {len(sparsity)} pruning rounds; "
+            "pass a dict {sparsity: accuracy} for other sparsity levels."
+        )
+    return sparsity, acc_y
