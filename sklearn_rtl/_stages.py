@@ -80,6 +80,27 @@ def extract_tickets(
     scores : list of tuple
         ``(score, per-ticket scores)`` of ``rounds[r]`` for every scored round (empty
         without a scorer).
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from sklearn_rtl import MLP, TicketNetwork, extract_tickets, retrain_jointly
+    >>> from sklearn_rtl._stages import rewind_point
+    >>> from sklearn_rtl._training import TicketNet
+    >>> _ = torch.manual_seed(0)
+    >>> network = TicketNetwork(MLP(4, (8,), 2), n_tickets=2, prunable=["layers.0.weight"])
+    >>> trainer = TicketNet(module=network, criterion=torch.nn.Identity, max_epochs=1,
+    ...                     batch_size=8, train_split=None, verbose=0).initialize()
+    >>> X = {"X": np.random.rand(16, 4).astype("float32"), "ticket": np.arange(16) % 2}
+    >>> y = np.arange(16) // 8
+    >>> start = rewind_point(trainer, X, y)
+    >>> rounds, _ = extract_tickets(trainer, X, y, start=start, tickets=network.tickets,
+    ...                             schedule=[0.5, 0.25], epochs=1)
+    >>> [round(t.density, 2) for t in rounds]
+    [1.0, 0.5, 0.25]
+    >>> _ = retrain_jointly(trainer, X, y, tickets=rounds[-1], start=start, epochs=1)
+    >>> network.n_copies  # one shared theta
+    1
     """
     network = trainer.module_
     rounds, scores = [tickets], []
@@ -107,6 +128,28 @@ def retrain_jointly(trainer, X, y, *, tickets, start, epochs, shared=True):
     ``shared=True`` keeps one shared ``theta`` (the copies are tied after every step and
     merged into one at the end); ``shared=False`` retrains every ticket alone on its own
     copy (the independent-models baseline).
+
+    Examples
+    --------
+    ``y = w . x`` with two tickets, each keeping one of the two weights; one SGD step (lr
+    0.5) on the squared error moves ``w0`` by ``-0.5 * 2 * (0.1 - 1) = 0.9`` for ticket 0
+    and ``w1`` by ``-0.5 * 2 * (0.2 + 1) = -1.2`` for ticket 1, both into one ``theta``:
+
+    >>> import numpy as np, torch
+    >>> from sklearn_rtl import TicketNetwork, TicketSet, retrain_jointly
+    >>> from sklearn_rtl._tasks import RegressionTask
+    >>> from sklearn_rtl._training import TicketNet
+    >>> network = TicketNetwork(torch.nn.Linear(2, 1, bias=False), 2, ["weight"])
+    >>> trainer = TicketNet(module=network, criterion=torch.nn.Identity, lr=0.5,
+    ...                     optimizer=torch.optim.SGD, max_epochs=1, batch_size=1,
+    ...                     train_split=None, verbose=0, task=RegressionTask()).initialize()
+    >>> tickets = TicketSet({"weight": torch.tensor([[[True, False]], [[False, True]]])})
+    >>> X = {"X": np.eye(2, dtype="float32"), "ticket": np.array([0, 1])}
+    >>> y = np.array([[1.0], [-1.0]], dtype="float32")
+    >>> start = {"weight": torch.tensor([[0.1, 0.2]])}
+    >>> _ = retrain_jointly(trainer, X, y, tickets=tickets, start=start, epochs=1)
+    >>> network.get_weights()["weight"]
+    tensor([[[ 1., -1.]]])
     """
     network = trainer.module_
     network.set_masks(tickets)
