@@ -1,5 +1,6 @@
 """sklearn-rtl: Routing the Lottery (adaptive sparse tickets) as scikit-learn estimators."""
 
+from ._baselines import compare_baselines
 from ._classifier import RTLClassifier
 from ._collapse import collapse_from_scores, detect_collapse, drop_persists, similarity_lift
 from ._diagnostics import (
@@ -31,6 +32,7 @@ __all__ = [
     "TicketSet",
     "collapse_from_scores",
     "collapse_score",
+    "compare_baselines",
     "detect_collapse",
     "drop_persists",
     "density_schedule",

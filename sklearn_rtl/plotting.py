@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "plot_baselines",
     "plot_similarity",
     "plot_layer_similarity",
     "plot_collapse_curve",
@@ -435,3 +436,56 @@ def _accuracy_points(accuracy, sparsity):
             "pass a dict {sparsity: accuracy} for other sparsity levels."
         )
     return sparsity, acc_y
+
+
+_BASELINE_MARKERS = ("o", "s", "D", "^", "v", "P", "X")
+
+
+def plot_baselines(table, *, ax=None, weights="n_params"):
+    """Score against weights, one marker per model of :func:`~sklearn_rtl.compare_baselines`.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or dict of array
+        What :func:`~sklearn_rtl.compare_baselines` returns (columns ``model``,
+        ``score_mean``, ``score_std`` and ``weights``).
+    ax : matplotlib Axes, default=None
+        Where to draw; ``None`` makes a new figure.
+    weights : {"n_params", "n_active_params"}, default="n_params"
+        The x-axis: weights stored, or weights one prediction runs through.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        One error bar (mean +- std over folds) per model, labelled with its name.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn_rtl.plotting import plot_baselines
+    >>> table = {"model": ["rtl", "dense"], "score_mean": [0.9, 0.92],
+    ...          "score_std": [0.01, 0.02], "n_params": [500, 2000]}
+    >>> ax = plot_baselines(table)
+    >>> [c.get_label() for c in ax.containers]
+    ['rtl', 'dense']
+    """
+    if weights not in ("n_params", "n_active_params"):
+        raise ValueError(f"weights must be 'n_params' or 'n_active_params', got {weights!r}.")
+    ax = _new_axes(ax, (5.6, 3.8))
+    models = list(table["model"])
+    for i, model in enumerate(models):
+        ax.errorbar(
+            [np.asarray(table[weights], dtype=float)[i]],
+            [np.asarray(table["score_mean"], dtype=float)[i]],
+            yerr=[np.asarray(table["score_std"], dtype=float)[i]],
+            marker=_BASELINE_MARKERS[i % len(_BASELINE_MARKERS)],
+            linestyle="none",
+            capsize=3,
+            label=str(model),
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("weights stored" if weights == "n_params" else "weights per prediction")
+    ax.set_ylabel("score (mean +- std over folds)")
+    ax.legend(fontsize="small")
+    return ax

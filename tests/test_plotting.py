@@ -263,3 +263,22 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     with pytest.raises(ImportError, match=r"sklearn-rtl\[plot\]"):
         plotting.plot_similarity([[1.0]])
+
+
+def test_plot_baselines_draws_one_marker_per_model():
+    from sklearn_rtl.plotting import plot_baselines
+
+    table = {
+        "model": ["rtl", "single", "dense"],
+        "score_mean": [0.9, 0.88, 0.92],
+        "score_std": [0.01, 0.02, 0.0],
+        "n_params": [500, 300, 2000],
+        "n_active_params": [300, 300, 2000],
+    }
+    ax = plot_baselines(table, weights="n_active_params")
+    assert [c.get_label() for c in ax.containers] == ["rtl", "single", "dense"]
+    xs = [c.lines[0].get_xdata()[0] for c in ax.containers]
+    assert xs == [300, 300, 2000]
+    assert ax.get_xlabel() == "weights per prediction"
+    with pytest.raises(ValueError, match="weights must be"):
+        plot_baselines(table, weights="size")
