@@ -28,7 +28,7 @@ from ._models import build_template, network_input_shape
 from ._network import make_ticket_network
 from ._params import BASE_CONSTRAINTS, check_data_dependent
 from ._progress import FitProgressBar
-from ._prunable import resolve_prunable
+from ._prunable import resolve_prunable, resolve_shared_layers
 from ._routing import make_router
 from ._selection import make_selection
 from ._stages import extract_tickets, retrain_jointly, rewind_point
@@ -159,6 +159,7 @@ class BaseRTL(BaseEstimator):
         input_shape=None,
         prunable=None,
         ticket_batchnorm=True,
+        shared_layers=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.module = module
@@ -186,6 +187,7 @@ class BaseRTL(BaseEstimator):
         self.input_shape = input_shape
         self.prunable = prunable
         self.ticket_batchnorm = ticket_batchnorm
+        self.shared_layers = shared_layers
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -264,6 +266,7 @@ class BaseRTL(BaseEstimator):
                 scope=self.prune_scope,
                 score=score,
                 stop=d.selection.should_stop,
+                shared=resolve_shared_layers(self.shared_layers, trainer.module_.prunable),
             )
             chosen = d.selection.choose([s for s, _ in scores], len(rounds) - 1)
             retrain_jointly(

@@ -152,6 +152,14 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
         Fashion-MNIST (``docs/images.md``): shared statistics mix the activations of
         differently masked tickets.
 
+    shared_layers : None, int or list of str, default=None
+        Prunable layers whose mask all tickets share, found by magnitude on the joint data
+        (the mean magnitude of the tickets' weights, each trained on its own samples):
+        ``n > 0`` the first ``n`` prunable layers, ``n < 0`` the last ``-n``, or their
+        names. Share the layers where the tickets' data do not differ: e.g. the later
+        layers for environments that permute the input, the first ones for environments
+        that map the same inputs to other outputs. ``None`` shares none (the paper).
+
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)

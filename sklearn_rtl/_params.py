@@ -50,6 +50,7 @@ BASE_CONSTRAINTS = {
     "input_shape": [None, "array-like"],
     "prunable": [None, "array-like", callable],
     "ticket_batchnorm": ["boolean"],
+    "shared_layers": [None, Integral, "array-like"],
 }
 
 

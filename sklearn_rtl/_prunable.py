@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
-__all__ = ["find_prunable", "resolve_prunable"]
+__all__ = ["find_prunable", "resolve_prunable", "resolve_shared_layers"]
 
 _PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -106,3 +106,45 @@ def resolve_prunable(
                 f"weights with at least 2 dimensions (Linear, Conv) can be pruned."
             )
     return names
+
+
+def resolve_shared_layers(shared_layers, prunable) -> tuple[str, ...]:
+    """The prunable layers whose mask all tickets share.
+
+    Parameters
+    ----------
+    shared_layers : None, int or list of str
+        ``None``: none. ``n > 0``: the first ``n`` prunable layers (from the input side);
+        ``n < 0``: the last ``-n`` (from the output side). A list: these prunable layers.
+    prunable : list of str
+        The network's prunable layers, input side first.
+
+    Returns
+    -------
+    names : tuple of str
+        In the order of ``prunable``.
+
+    Examples
+    --------
+    >>> resolve_shared_layers(-1, ["fc1.weight", "fc2.weight", "fc3.weight"])
+    ('fc3.weight',)
+    """
+    if shared_layers is None:
+        return ()
+    if isinstance(shared_layers, int) and not isinstance(shared_layers, bool):
+        if abs(shared_layers) > len(prunable):
+            raise ValueError(
+                f"shared_layers={shared_layers} asks for more layers than the "
+                f"{len(prunable)} prunable ones: {list(prunable)}."
+            )
+        if shared_layers >= 0:
+            return tuple(prunable[:shared_layers])
+        return tuple(prunable[shared_layers:])
+    names = [shared_layers] if isinstance(shared_layers, str) else list(shared_layers)
+    unknown = [n for n in names if n not in prunable]
+    if unknown:
+        raise ValueError(
+            f"shared_layers names layers that are not prunable: {unknown}. "
+            f"The prunable layers: {list(prunable)}."
+        )
+    return tuple(n for n in prunable if n in names)

@@ -23,7 +23,8 @@ class RTLRegressor(RegressorMixin, BaseRTL):
     hidden_layer_sizes, module, n_clusters, sparsity, n_prune_rounds, sparsity_ceiling, \
 validation_fraction, max_epochs, share_weights, lr, batch_size, optimizer, device, \
 random_state, verbose, prune_scope, prune_output_layer, rewind_epoch, module_params, \
-optimizer_params, callbacks, unknown_group, input_shape, prunable, ticket_batchnorm
+optimizer_params, callbacks, unknown_group, input_shape, prunable, ticket_batchnorm, \
+shared_layers
         As for :class:`~sklearn_rtl.RTLClassifier` (``sparsity="auto"`` scores the held-out
         split with R^2).
     routing : {"kmeans", "groups"} or estimator, default="kmeans"

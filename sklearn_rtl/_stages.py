@@ -48,7 +48,18 @@ def rewind_point(trainer, X, y, epochs=0):
 
 
 def extract_tickets(
-    trainer, X, y, *, start, tickets, schedule, epochs, scope="layer", score=None, stop=None
+    trainer,
+    X,
+    y,
+    *,
+    start,
+    tickets,
+    schedule,
+    epochs,
+    scope="layer",
+    score=None,
+    stop=None,
+    shared=(),
 ):
     """Alg. 1: iterative magnitude pruning of every ticket, the K runs batched together.
 
@@ -72,6 +83,8 @@ def extract_tickets(
         is the dense network), and one extra training scores the last round.
     stop : callable, default=None
         ``stop(scores) -> bool`` on the held-out scores so far: stop pruning.
+    shared : sequence of str, default=()
+        Prunable layers whose mask all tickets share (see :meth:`TicketSet.prune`).
 
     Returns
     -------
@@ -116,9 +129,8 @@ def extract_tickets(
         if r == len(schedule):
             break
         trained = network.get_weights()
-        rounds.append(
-            rounds[-1].prune({n: trained[n] for n in network.prunable}, schedule[r], scope)
-        )
+        trained = {n: trained[n] for n in network.prunable}
+        rounds.append(rounds[-1].prune(trained, schedule[r], scope, shared))
     return rounds, scores
 
 

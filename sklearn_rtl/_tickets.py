@@ -157,12 +157,29 @@ class TicketSet:
             }
         )
 
-    def prune(self, weights: dict[str, torch.Tensor], density: float, scope="layer"):
+    def prune(self, weights: dict[str, torch.Tensor], density: float, scope="layer", shared=()):
         """A new set where every ticket keeps ``density`` of the prunable weights: its
-        largest-magnitude survivors in ``weights`` (see :func:`prune_by_magnitude`)."""
+        largest-magnitude survivors in ``weights`` (see :func:`prune_by_magnitude`).
+
+        Layers named in ``shared`` get one mask for all tickets, ranked by the mean
+        magnitude of the tickets' weights (each trained on its own data, so together on
+        the joint data); they keep ``density`` of their own weights whatever the scope.
+        """
         device = next(iter(weights.values())).device
         masks = {name: m.to(device) for name, m in self.masks.items()}
-        return TicketSet(prune_by_magnitude(weights, masks, density, scope))
+        rest = [name for name in self.names if name not in shared]
+        new = {}
+        if rest:
+            own = {name: weights[name] for name in rest}
+            new.update(prune_by_magnitude(own, {n: masks[n] for n in rest}, density, scope))
+        joint = {
+            name: weights[name].abs().mean(0, keepdim=True).expand_as(weights[name])
+            for name in self.names
+            if name in shared
+        }
+        if joint:
+            new.update(prune_by_magnitude(joint, {n: masks[n] for n in joint}, density, "layer"))
+        return TicketSet({name: new[name] for name in self.names})
 
     # -------------------------------------------------------------- structure
     @property
