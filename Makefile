@@ -13,7 +13,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean mutation
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,22 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check sklearn_rtl tests benchmarks examples
+
+# Mutation testing of the core math and training modules (docs/mutation.md). Slow (minutes
+# to hours): run before a release, not in CI. mutmut 2.x edits the files it mutates, so it
+# runs in a copy of the tree ($(MUTATION_DIR)), never in the working tree.
+MUTATION_DIR ?= /tmp/sklearn_rtl-mutation
+MUTATION_PATHS ?= sklearn_rtl/_tickets.py,sklearn_rtl/_diagnostics.py,sklearn_rtl/_network.py,sklearn_rtl/_training.py
+MUTATION_TESTS ?= tests/test_tickets.py tests/test_diagnostics.py tests/test_stages.py \
+	tests/test_faithful_extraction.py tests/test_network.py tests/test_training.py
+
+mutation: $(STAMP)
+	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)
+	cp -r sklearn_rtl tests conftest.py pyproject.toml $(MUTATION_DIR)/
+	cd $(MUTATION_DIR) && PYTHONPATH=$(MUTATION_DIR) $(abspath $(BIN))/mutmut run \
+		--paths-to-mutate $(MUTATION_PATHS) --tests-dir tests \
+		--runner "$(abspath $(BIN))/python -m pytest -x -q -p no:cacheprovider -o addopts= $(MUTATION_TESTS)"; \
+	cd $(MUTATION_DIR) && $(abspath $(BIN))/mutmut results
 
 clean:
 	rm -rf $(VENV) .pytest_cache

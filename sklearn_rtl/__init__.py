@@ -11,6 +11,8 @@ from ._diagnostics import (
     similarity_matrix,
     ticket_similarity,
 )
+from ._export import export_onnx
+from ._io import load, save
 from ._models import MLP, SmallCNN
 from ._network import TicketBatchNormNetwork, TicketNetwork
 from ._progress import FitProgressBar
@@ -18,8 +20,7 @@ from ._prunable import find_prunable
 from ._regressor import RTLRegressor
 from ._stages import extract_tickets, retrain_jointly
 from ._tickets import TicketSet, density_schedule, prune_by_magnitude
-
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
 __all__ = [
     "FitProgressBar",
@@ -36,13 +37,16 @@ __all__ = [
     "detect_collapse",
     "drop_persists",
     "density_schedule",
+    "export_onnx",
     "extract_tickets",
     "find_prunable",
     "jaccard",
     "layer_similarity",
+    "load",
     "prune_by_magnitude",
     "random_mask_jaccard",
     "retrain_jointly",
+    "save",
     "similarity_lift",
     "similarity_matrix",
     "ticket_similarity",

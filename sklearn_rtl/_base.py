@@ -20,19 +20,22 @@ from sklearn.base import BaseEstimator, is_classifier
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch.callbacks import Callback
 
 from ._collapse import detect_collapse
+from ._compact import compact_fitted_net, compact_router
 from ._diagnostics import collapse_score
 from ._inference import RoutedModel
 from ._models import build_template, network_input_shape
 from ._network import make_ticket_network
 from ._params import BASE_CONSTRAINTS, check_data_dependent
 from ._progress import FitProgressBar
-from ._prunable import resolve_prunable, resolve_shared_layers
-from ._routing import make_router
+from ._prunable import find_prunable, resolve_prunable, resolve_shared_layers
+from ._routing import distinct_values, make_router
 from ._selection import make_selection
 from ._stages import extract_tickets, retrain_jointly, rewind_point
 from ._training import TicketNet
+from ._version import __version__
 
 _AUTO_VALIDATION_FRACTION = 0.1
 
@@ -70,8 +73,35 @@ class _FitInputs(NamedTuple):
     loader_seed: int
 
 
-def _split_validation(X, y, y_train, groups, fraction, seed, stratify):
-    """Hold out ``fraction`` of the rows (stratified by class when possible)."""
+def _keep_every_class(codes, fit_index, val_index, fraction):
+    """Give every class (or group) ``codes`` holds that the split left without a training
+    row one of its held-out rows back, so that it keeps its ticket and output column.
+
+    Raises a ``ValueError`` when that leaves no held-out row at all.
+    """
+    missing = np.setdiff1d(np.unique(codes), codes[fit_index])
+    if len(missing) == 0:
+        return fit_index, val_index
+    back = np.array([val_index[np.argmax(codes[val_index] == c)] for c in missing])
+    val_index = np.setdiff1d(val_index, back)
+    if len(val_index) == 0:
+        raise ValueError(
+            f"The held-out split (validation_fraction={fraction}) leaves no held-out row once "
+            f"every one of the {len(np.unique(codes))} classes (or groups) keeps a training "
+            f"row ({len(codes)} samples): give more samples, or validation_fraction=None with "
+            f"a numeric sparsity."
+        )
+    return np.sort(np.concatenate([fit_index, back])), val_index
+
+
+def _split_validation(X, y, y_train, groups, fraction, seed, stratify, keep_groups=False):
+    """Hold out ``fraction`` of the rows (stratified by class when possible).
+
+    With ``stratify`` (a classifier) every class keeps at least one training row: a class
+    too small for the stratified split (which then falls back to a plain one) never
+    loses its ticket or its output column. With ``keep_groups`` (``routing="groups"``)
+    every group keeps one too, so that it has its ticket.
+    """
     index = np.arange(len(X))
     try:
         fit_index, val_index = train_test_split(
@@ -80,6 +110,11 @@ def _split_validation(X, y, y_train, groups, fraction, seed, stratify):
     except ValueError:  # a class too small to stratify
         fit_index, val_index = train_test_split(index, test_size=fraction, random_state=seed)
     fit_index, val_index = np.sort(fit_index), np.sort(val_index)
+    if stratify:
+        fit_index, val_index = _keep_every_class(y_train, fit_index, val_index, fraction)
+    if keep_groups and groups is not None:
+        codes = distinct_values(groups, "groups")[1]
+        fit_index, val_index = _keep_every_class(codes, fit_index, val_index, fraction)
 
     def take(a, i):
         return None if a is None else np.asarray(a)[i]
@@ -278,9 +313,12 @@ class BaseRTL(BaseEstimator):
                 epochs=self.max_epochs,
                 shared=bool(self.share_weights),
             )
+        diagnostics = self._finished(trainer, rounds, scores)
+        compact_fitted_net(trainer)  # keep only what prediction needs (no optimizer state)
+        compact_router(router)
         return {
             **d.targets,
-            **self._finished(trainer, rounds, scores),
+            **diagnostics,
             **({"auto_round_": chosen} if isinstance(self.sparsity, str) else {}),
             "router_": router,
             "n_tickets_": router.n_tickets_,
@@ -306,6 +344,7 @@ class BaseRTL(BaseEstimator):
         sample_shape = tuple(X.shape[1:])
         input_shape = network_input_shape(sample_shape, self.module, self.input_shape)
         X = X.reshape(len(X), -1)  # routers see flat rows; the network, input_shape
+        groups = self._fit_groups(groups, len(X))
         y_train, targets = self._encode_targets(y)
         selection = make_selection(self.sparsity, self.sparsity_ceiling, self.n_prune_rounds)
         random_state = check_random_state(self.random_state)
@@ -320,11 +359,30 @@ class BaseRTL(BaseEstimator):
                 self.validation_fraction or _AUTO_VALIDATION_FRACTION,
                 int(random_state.randint(0, 2**31 - 1)),
                 stratify=is_classifier(self),
+                keep_groups=isinstance(self.routing, str) and self.routing == "groups",
             )
         return _FitInputs(
             X, y, y_train, groups, held_out, targets, self._make_task(), selection,
             sample_shape, input_shape, hidden, *seeds,
         )  # fmt: skip
+
+    def _fit_groups(self, groups, n_samples):
+        """``groups`` as an array with one value per sample, or None.
+
+        Malformed groups (not 1-D, or of another length than ``X``) raise a ``ValueError``
+        under ``routing="groups"``; the other routings ignore ``groups``, malformed or not.
+        """
+        if groups is None:
+            return None
+        array = np.asarray(groups)
+        if array.ndim == 1 and len(array) == n_samples:
+            return array
+        if isinstance(self.routing, str) and self.routing == "groups":
+            raise ValueError(
+                f"groups must be a 1-D array with one value per sample: got shape "
+                f"{array.shape} for {n_samples} samples."
+            )
+        return None
 
     @staticmethod
     def _finished(trainer, rounds, scores):
@@ -341,19 +399,18 @@ class BaseRTL(BaseEstimator):
     def _make_trainer(self, d: _FitInputs, X_net, n_tickets):
         """The ticket network for this fit (seeded by the caller) and its skorch trainer."""
         n_outputs = d.task.n_outputs(d.y_train)
-        template = build_template(
-            self.module, self.module_params, d.input_shape, d.hidden, n_outputs
-        )
+        template = self._build_template(d, n_outputs)
         prunable = resolve_prunable(template, self.prunable, self.prune_output_layer)
         if not prunable:
-            raise ValueError("The module has no Linear or Conv weights to prune.")
+            raise self._nothing_to_prune(template)
+        self._check_optimizer_params()
         network = make_ticket_network(template, n_tickets, prunable, self.ticket_batchnorm)
         self._check_output_shape(network, X_net, n_outputs)
         callbacks = []
         if self.verbose >= 2:
             total = self.rewind_epoch + (self.n_prune_rounds + 1) * self.max_epochs
             callbacks.append(("progress", FitProgressBar(total_epochs=total)))
-        callbacks += [(f"user_{i}", cb) for i, cb in enumerate(copy.deepcopy(self.callbacks or []))]
+        callbacks += [(f"user_{i}", cb) for i, cb in enumerate(self._user_callbacks())]
         optimizer_params = {f"optimizer__{k}": v for k, v in (self.optimizer_params or {}).items()}
         return TicketNet(
             module=network,
@@ -370,6 +427,57 @@ class BaseRTL(BaseEstimator):
             loader_rng=np.random.default_rng(d.loader_seed),
             **optimizer_params,
         ).initialize()
+
+    def _build_template(self, d: _FitInputs, n_outputs):
+        """The untrained network; a ``TypeError`` from ``module_params`` names them."""
+        try:
+            return build_template(
+                self.module, self.module_params, d.input_shape, d.hidden, n_outputs
+            )
+        except TypeError as error:
+            if not self.module_params:
+                raise
+            raise TypeError(
+                f"module_params={self.module_params!r} were rejected by the module: {error}"
+            ) from error
+
+    def _nothing_to_prune(self, template):
+        """The ``ValueError`` for a network with no prunable weight, saying why."""
+        n_layers = len(find_prunable(template, prune_output_layer=True))
+        if self.prunable is None and n_layers == 1 and not self.prune_output_layer:
+            return ValueError(
+                f"prune_output_layer=False keeps the network's only Linear/Conv layer (its "
+                f"output layer) dense, so there is no weight to prune (hidden_layer_sizes="
+                f"{self.hidden_layer_sizes!r}, module={self.module!r}). Add a hidden layer, "
+                f"or set prune_output_layer=True to prune the output layer itself."
+            )
+        return ValueError("The module has no Linear or Conv weights to prune.")
+
+    def _user_callbacks(self):
+        """Deep copies of ``callbacks``; a ``TypeError`` naming it for a non-callback."""
+        for cb in self.callbacks or []:
+            is_class = isinstance(cb, type) and issubclass(cb, Callback)
+            if not (isinstance(cb, Callback) or is_class):
+                raise TypeError(
+                    f"callbacks must hold skorch callbacks (skorch.callbacks.Callback "
+                    f"instances), got {cb!r} in callbacks={self.callbacks!r}."
+                )
+        return copy.deepcopy(list(self.callbacks or []))
+
+    def _check_optimizer_params(self):
+        """Build the optimizer once on a dummy weight, so that a bad ``optimizer_params``
+        (or ``lr``) raises an error that names it, not torch's."""
+        dummy = [torch.nn.Parameter(torch.zeros(2, 2))]
+        params = self.optimizer_params or {}
+        kwargs = {k: v for k, v in params.items() if k != "param_groups"}  # skorch's own
+        try:
+            self.optimizer(dummy, **{"lr": self.lr, **kwargs})
+        except (TypeError, ValueError, KeyError, IndexError) as error:
+            kind = TypeError if isinstance(error, TypeError) else ValueError
+            raise kind(
+                f"optimizer_params={params!r} were rejected by optimizer="
+                f"{self.optimizer.__name__}: {type(error).__name__}: {error}"
+            ) from error
 
     @staticmethod
     def _check_output_shape(network, X, n_expected):
@@ -389,6 +497,62 @@ class BaseRTL(BaseEstimator):
             )
 
     # ------------------------------------------------------------- inference
+    # ------------------------------------------------------------- deployment
+    def ticket_module(self, k, layout="dense"):
+        """Ticket ``k`` as a plain ``torch.nn.Module`` (its mask baked in as zeros).
+
+        Parameters
+        ----------
+        k : int
+            Ticket index in ``0 .. n_tickets_ - 1``.
+        layout : {"dense", "csr"}, default="dense"
+            ``"csr"`` stores pruned Linear weights as torch sparse CSR tensors where that
+            is smaller.
+
+        Returns
+        -------
+        module : torch.nn.Module
+            In eval mode: an ``nn.Sequential`` for the default MLP and CNN, a copy of the
+            user's module otherwise. Its outputs equal ticket ``k``'s outputs in the model.
+        """
+        from ._export import ticket_module
+
+        return ticket_module(self, k, layout)
+
+    def to_torch(self):
+        """The whole routed model as one ``torch.nn.Module``, routing included.
+
+        It takes a float tensor of shape ``(n, n_features)`` (or image-shaped), plus an
+        int64 group tensor under ``routing="groups"``, and returns class probabilities
+        (classifier) or predictions (regressor). It passes ``torch.export.export`` and
+        ``torch.onnx.export`` with a dynamic batch dimension. Routers it cannot express
+        (an arbitrary estimator) raise a ``ValueError``.
+
+        Returns
+        -------
+        module : torch.nn.Module
+        """
+        from ._export import to_torch
+
+        return to_torch(self)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_sklearn_rtl_version"] = __version__
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "net_" in state and "_task" not in state:  # pickled by 0.1.0: no task object
+            try:
+                self._task = self._make_task()
+            except Exception as error:  # pragma: no cover - defensive
+                version = state.get("_sklearn_rtl_version", "0.1.0")
+                raise ValueError(
+                    f"This model was pickled by sklearn-rtl {version} and cannot be read by "
+                    f"{__version__}: refit it, or load it with sklearn-rtl {version}."
+                ) from error
+
     @property
     def masks_(self):
         """Ticket masks: list of length ``n_tickets_`` of ``{layer: bool ndarray}``."""

@@ -10,6 +10,7 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import BaseRTL, predict_doc
 from ._params import ROUTER_CONSTRAINT
+from ._routing import distinct_values
 from ._tasks import MulticlassTask, OneVsRestTask
 
 
@@ -248,8 +249,8 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
         return MulticlassTask()
 
     def _encode_targets(self, y):
+        classes, y_encoded = distinct_values(y, "y")  # no None/NaN, no mixed str and int
         check_classification_targets(y)
-        classes, y_encoded = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(
                 f"RTLClassifier needs samples of at least 2 classes; got 1 class ({classes[0]!r})."

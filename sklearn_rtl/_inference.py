@@ -41,8 +41,25 @@ class RoutedModel:
     task: object
 
     def route(self, X, groups=None) -> np.ndarray:
-        """Ticket id of every row of ``X``."""
-        return np.asarray(self.router.predict(X, groups)).astype(np.int64)
+        """Ticket id of every row of ``X``, routed in chunks of rows as the network runs.
+
+        A router may copy what it is given (KMeans standardizes its input), so routing
+        chunk by chunk keeps the peak memory of prediction flat in ``n_samples``.
+        ``groups`` of another length than ``X`` go whole to the router, which names the
+        problem (or ignores them).
+        """
+        if groups is not None:
+            groups = np.asarray(groups)
+            if groups.ndim != 1 or len(groups) != len(X):
+                return np.asarray(self.router.predict(X, groups)).astype(np.int64)
+        if len(X) <= _INFER_BATCH:
+            return np.asarray(self.router.predict(X, groups)).astype(np.int64)
+        tickets = np.empty(len(X), dtype=np.int64)
+        for start in range(0, len(X), _INFER_BATCH):
+            rows = slice(start, start + _INFER_BATCH)
+            part = None if groups is None else groups[rows]
+            tickets[rows] = np.asarray(self.router.predict(X[rows], part)).reshape(-1)
+        return tickets
 
     def decision(self, X, groups=None) -> np.ndarray:
         """The task's prediction scores (see ``_tasks.py``)."""
@@ -56,18 +73,22 @@ class RoutedModel:
         """
         network = self.network
         network.eval()
-        if not X.flags.writeable:  # torch refuses to wrap read-only memory (e.g. memmaps)
-            X = X.copy()
-        outputs = []
+        # One array filled chunk by chunk: a list of kept chunks (then concatenated) pinned
+        # the heap between the passes' temporaries and raised RSS in proportion to n.
+        out = None
         with torch.inference_mode():
             for start in range(0, len(X), _INFER_BATCH):
                 rows = X[start : start + _INFER_BATCH]
+                if not rows.flags.writeable:  # torch will not wrap read-only memory: copy
+                    rows = rows.copy()  # a chunk, not all of X
                 xb = torch.as_tensor(rows.reshape(len(rows), *self.input_shape), device=self.device)
                 tb = None
                 if tickets is not None:
                     tb = torch.as_tensor(tickets[start : start + _INFER_BATCH], device=self.device)
-                outputs.append(network(xb, tb).double().cpu())
-        out = torch.cat(outputs).numpy()
+                chunk = network(xb, tb).double().cpu().numpy()
+                if out is None:
+                    out = np.empty((len(X), *chunk.shape[1:]), dtype=np.float64)
+                out[start : start + len(rows)] = chunk
         if not np.isfinite(out).all():
             raise ValueError(
                 "The network's outputs for X are not finite (NaN or inf): X probably holds "

@@ -16,6 +16,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ._compact import network_getstate, network_setstate
 from ._models import MLP
 from ._tickets import TicketSet
 
@@ -199,27 +200,12 @@ class TicketNetwork(nn.Module):
 
     # ---------------------------------------------------------------- pickle
     def __getstate__(self):
-        # Masks travel bit-packed (1 bit per weight, not a byte); weights as they are.
-        state = self.__dict__.copy()
-        modules = dict(state["_modules"])
-        masks = {name: getattr(modules["masks"], _key(name)) for name in self.prunable}
-        device = str(next(iter(masks.values())).device) if masks else "cpu"
-        modules["masks"] = nn.Module()
-        state["_modules"] = modules
-        state["_packed_masks"] = (TicketSet(masks).pack() if masks else {}, device)
-        return state
+        # Only what prediction needs: the union's weight values and positions, every
+        # ticket's mask over the union (1 bit per union position), the dense parts.
+        return network_getstate(self)
 
     def __setstate__(self, state):
-        packed = state.pop("_packed_masks", None)
-        super().__setstate__(state)
-        if packed is None:
-            return
-        masks = TicketSet.unpack(packed[0]).masks if packed[0] else {}
-        device = next(iter(self.weights.values())).device
-        holder = nn.Module()
-        for name in self.prunable:
-            holder.register_buffer(_key(name), masks[name].to(device))
-        self._modules["masks"] = holder
+        network_setstate(self, state)  # also reads 0.1.0's bit-packed full masks
 
     # ---------------------------------------------------------------- forward
     def forward_ticket(self, X: torch.Tensor, ticket: int) -> torch.Tensor:

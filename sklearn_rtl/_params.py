@@ -65,14 +65,33 @@ def _hidden_layer_sizes(value):
 
 
 def _check_device(value):
+    """A ``ValueError`` naming ``device`` unless torch can train on it here: the CPU, an
+    existing CUDA GPU, or Apple's MPS where this torch has it."""
     try:
         device = torch.device(value)
     except (RuntimeError, TypeError):
         raise ValueError(
             f"device must be 'cpu', 'cuda' or a torch device, got {value!r}."
         ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was requested but no CUDA GPU is available.")
+    if device.type == "cpu":
+        return
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={value!r} was requested but no CUDA GPU is available.")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(
+                f"device={value!r} names GPU {device.index}, but this machine has {count} "
+                f"CUDA GPU(s) (indices 0 .. {count - 1})."
+            )
+        return
+    mps = getattr(torch.backends, "mps", None)
+    if device.type == "mps" and mps is not None and mps.is_available():
+        return
+    raise ValueError(
+        f"device must be 'cpu', 'cuda' (with a CUDA GPU) or 'mps' (where available), got "
+        f"{value!r}: torch cannot train on {device.type!r} devices here."
+    )
 
 
 def _check_subclass(estimator, name, base):

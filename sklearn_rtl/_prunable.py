@@ -24,7 +24,8 @@ def find_prunable(module: nn.Module, prune_output_layer: bool = False) -> list[s
     module : torch.nn.Module
     prune_output_layer : bool, default=False
         The last Linear/Conv layer (the classifier) stays dense unless this is True, as in
-        the paper.
+        the paper. It stays dense even when it is the only one: then nothing is prunable
+        and the list is empty (the estimators raise a ``ValueError`` that says so).
 
     Returns
     -------
@@ -42,7 +43,7 @@ def find_prunable(module: nn.Module, prune_output_layer: bool = False) -> list[s
         for prefix, sub in module.named_modules()
         if isinstance(sub, _PRUNABLE_TYPES) and getattr(sub, "weight", None) is not None
     ]
-    if not prune_output_layer and len(names) > 1:
+    if not prune_output_layer:
         names = names[:-1]
     return names
 

@@ -72,14 +72,31 @@ collapse_curve_, collapse_detected_, collapse_sparsity_, input_shape_, net_
         return RegressionTask()
 
     def _encode_targets(self, y):
+        """Standardized float32 targets, and ``y_mean_``, ``y_scale_``, ``n_outputs_``.
+
+        Targets whose squares overflow float64 (``|y|`` beyond about 1e154) are
+        standardized in units of their largest magnitude. Targets so large that a
+        prediction a few standard deviations out would overflow raise a ``ValueError``.
+        """
         y = np.asarray(y, dtype=np.float64)
         targets = {"_y_is_1d": y.ndim == 1}
         y = y.reshape(len(y), -1)
-        scale = y.std(axis=0)
-        targets.update(
-            n_outputs_=y.shape[1], y_mean_=y.mean(axis=0), y_scale_=np.where(scale > 0, scale, 1.0)
-        )
-        return ((y - targets["y_mean_"]) / targets["y_scale_"]).astype(np.float32), targets
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, scale = y.mean(axis=0), y.std(axis=0)
+        if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
+            unit = np.abs(y).max(axis=0)  # finite: validate_data checked y
+            unit = np.where(unit > 0, unit, 1.0)
+            mean, scale = (y / unit).mean(axis=0) * unit, (y / unit).std(axis=0) * unit
+        scale = np.where(scale > 0, scale, 1.0)
+        with np.errstate(over="ignore"):
+            reach = np.abs(mean) + 1e3 * scale  # a prediction 1000 standard deviations out
+        if not np.isfinite(reach).all():
+            raise ValueError(
+                f"y holds values too large to standardize and predict in float64 (largest "
+                f"|y| = {np.abs(y).max():.3g}): rescale y first, e.g. divide it by a constant."
+            )
+        targets.update(n_outputs_=y.shape[1], y_mean_=mean, y_scale_=scale)
+        return ((y - mean) / scale).astype(np.float32), targets
 
     @staticmethod
     def _targets_from(outputs, targets):

@@ -21,6 +21,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.cluster import KMeans
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils._missing import is_pandas_na, is_scalar_nan
 
 __all__ = [
     "EstimatorRouter",
@@ -28,8 +29,60 @@ __all__ = [
     "KMeansRouter",
     "LabelRouter",
     "Router",
+    "distinct_values",
     "make_router",
 ]
+
+
+def _is_missing(value):
+    return value is None or is_scalar_nan(value) or is_pandas_na(value)
+
+
+def distinct_values(values, name):
+    """Sorted distinct values of a 1-D label array and every entry's index among them.
+
+    Parameters
+    ----------
+    values : array-like of shape (n_samples,)
+        Class labels, groups or a router's outputs.
+    name : str
+        How error messages name ``values`` (the parameter, e.g. ``"groups"``).
+
+    Returns
+    -------
+    distinct : ndarray
+    inverse : ndarray of shape (n_samples,), dtype int
+
+    Raises
+    ------
+    ValueError
+        If ``values`` holds a missing value (None or NaN): a missing value is not a
+        ticket or class of its own.
+    TypeError
+        If ``values`` mixes types that cannot be ordered (e.g. str and int).
+    """
+    values = np.asarray(values)
+    if values.dtype.kind in "fc":
+        missing = np.isnan(values)
+    elif values.dtype == object:
+        missing = np.fromiter((_is_missing(v) for v in values.ravel()), bool, values.size)
+    else:
+        missing = np.zeros(values.shape, dtype=bool)
+    if missing.any():
+        raise ValueError(
+            f"{name} holds missing values (None or NaN) at {missing.sum()} of {values.size} "
+            f"entries (first at index {int(np.flatnonzero(missing.ravel())[0])}); every "
+            f"value must be a label. Drop those samples or give them a label of their own."
+        )
+    try:
+        distinct, inverse = np.unique(values, return_inverse=True)
+    except TypeError:
+        kinds = sorted({type(v).__name__ for v in values.ravel()})
+        raise TypeError(
+            f"{name} mixes value types that cannot be compared ({', '.join(kinds)}): use "
+            f"one type for all of its values, e.g. all str."
+        ) from None
+    return distinct, inverse.reshape(-1).astype(np.int64)
 
 
 def _tickets_of(labels, ticket_labels):
@@ -83,9 +136,11 @@ class EstimatorRouter(Router):
         else:
             self.estimator_.fit(X)
         labels = self._raw_predict(X)
-        self.ticket_labels_, tickets = np.unique(labels, return_inverse=True)
+        self.ticket_labels_, tickets = distinct_values(
+            labels, f"The output of the router (routing={self.estimator!r})"
+        )
         self.n_tickets_ = len(self.ticket_labels_)
-        return tickets.reshape(-1)
+        return tickets
 
     def _raw_predict(self, X):
         labels = np.asarray(self.estimator_.predict(X))
@@ -175,14 +230,14 @@ class GroupRouter(Router):
 
     def fit(self, X, y=None, groups=None):
         groups = self._check_groups(X, groups)
-        self.ticket_labels_, tickets = np.unique(groups, return_inverse=True)
+        self.ticket_labels_, tickets = distinct_values(groups, "groups")
         self.n_tickets_ = len(self.ticket_labels_)
         self.scaler_ = StandardScaler().fit(X)
         scaled = self.scaler_.transform(X)
         self.centroids_ = np.stack(
             [scaled[tickets == k].mean(axis=0) for k in range(self.n_tickets_)]
         )
-        return tickets.reshape(-1)
+        return tickets
 
     def predict(self, X, groups=None):
         groups = self._check_groups(X, groups)
@@ -196,7 +251,8 @@ class GroupRouter(Router):
                     f"route them to the ticket of the nearest group centroid."
                 )
             scaled = self.scaler_.transform(X[~known])
-            distances = ((scaled[:, None, :] - self.centroids_[None]) ** 2).sum(-1)
+            # one centroid at a time: no (n_samples, n_tickets, n_features) temporary
+            distances = np.stack([((scaled - c) ** 2).sum(-1) for c in self.centroids_], 1)
             tickets[~known] = distances.argmin(axis=1)
         return tickets.astype(np.int64)
 
@@ -210,6 +266,11 @@ def make_router(routing, n_clusters, random_state, unknown_group="error"):
             return LabelRouter()
         if routing == "groups":
             return GroupRouter(unknown_group)
+    if isinstance(routing, type):
+        raise TypeError(
+            f"routing must be an estimator instance, got the class {routing.__name__}: pass "
+            f"an instance, e.g. routing={routing.__name__}() with its parameters set."
+        )
     if isinstance(routing, BaseEstimator) or (
         hasattr(routing, "fit") and hasattr(routing, "predict")
     ):

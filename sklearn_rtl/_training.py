@@ -138,7 +138,54 @@ class TicketNet(NeuralNet):
         self.stage_ = stage
         self.max_epochs = stage.epochs
         self.initialize_optimizer()
-        return self.partial_fit(X, y)
+        return self._train_stage(X, y)
+
+    def _train_stage(self, X, y):
+        """skorch's ``partial_fit`` minus its ``except KeyboardInterrupt: pass``.
+
+        skorch ends training quietly on Ctrl-C and returns, so the fit would go on with
+        the next stage. Here the interrupt propagates (after ``on_train_end``, so that
+        callbacks such as the progress bar close) and ``fit`` restores the estimator as it
+        was. A stage that ends with non-finite weights or optimizer state raises a
+        ``ValueError`` (:meth:`_check_finite`).
+        """
+        if not self.initialized_:
+            self.initialize()
+        self.notify("on_train_begin", X=X, y=y)
+        try:
+            self.fit_loop(X, y)
+        except KeyboardInterrupt:
+            self.notify("on_train_end", X=X, y=y)
+            raise
+        self.notify("on_train_end", X=X, y=y)
+        self._check_finite(X)
+        return self
+
+    def _check_finite(self, X):
+        """Raise a ``ValueError`` if the stage left inf or NaN in the weights or in the
+        optimizer's state.
+
+        Non-finite weights in a pruning round would rank weights by NaN magnitudes, and the
+        next stage, rewound to finite weights, would hide them. With inputs of magnitude
+        around 1e20 and beyond, squared gradients overflow float32: Adam's second moment
+        becomes inf, every update ``m / sqrt(v)`` becomes 0 and the weights freeze at their
+        initial values, finite; only the optimizer state shows that training stopped.
+        """
+        weights = self.module_.get_weights().values()
+        state = getattr(self.optimizer_, "state", {})
+        tensors = [v for per_param in state.values() for v in per_param.values()]
+        if all(bool(torch.isfinite(w).all()) for w in weights):
+            if all(bool(torch.isfinite(v).all()) for v in tensors if torch.is_tensor(v)):
+                return
+            what = "Training overflowed float32 (the optimizer's state holds inf or NaN)"
+        else:
+            what = "Training produced non-finite weights (NaN or inf)"
+        data = X["X"] if isinstance(X, dict) else X
+        raise ValueError(
+            f"{what} in stage {self.stage_.name!r}: X probably holds very large values "
+            f"(largest |X| = {float(np.abs(data).max()):.3g}). Scale it first (e.g. "
+            f"StandardScaler) or lower lr."
+        )
 
     def get_default_callbacks(self):
         return [*super().get_default_callbacks(), ("stage", RecordStage())]

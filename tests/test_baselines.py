@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from conftest import small_rtl
 from sklearn.datasets import load_iris
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from conftest import small_rtl
 from sklearn_rtl import RTLRegressor, compare_baselines
 
 MODELS = [

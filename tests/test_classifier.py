@@ -1,10 +1,14 @@
 import numpy as np
 import pytest
+import torch
+from _fit_spy import FitSpy
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_digits, make_blobs
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import balanced_accuracy_score
+from sklearn.metrics import adjusted_rand_score, balanced_accuracy_score
 from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import check_random_state
 
 from conftest import small_rtl
 from sklearn_rtl import RTLClassifier
@@ -116,12 +120,39 @@ def test_label_routing_makes_one_ticket_per_class(blobs):
     np.testing.assert_array_equal(clf.route(X), np.searchsorted(clf.classes_, clf.predict(X)))
 
 
-def test_kmeans_routing_matches_router(blobs):
-    X, y = blobs
+def test_kmeans_routing_matches_router():
+    """Routing is KMeans on standardized X: an independent KMeans on StandardScaler output
+    finds the same partition, while KMeans on the raw X (a noise feature of scale 100)
+    would not."""
+    rng = np.random.default_rng(0)
+    blobs, y = make_blobs(n_samples=150, centers=3, n_features=2, cluster_std=0.3,
+                          random_state=0)  # fmt: skip
+    X = np.column_stack([blobs, rng.uniform(-100, 100, size=len(blobs))]).astype(np.float32)
     clf = small_rtl(routing="kmeans", n_clusters=3, **TINY).fit(X, y)
     tickets = clf.route(X)
     assert set(tickets) == {0, 1, 2}
-    np.testing.assert_array_equal(tickets, clf.router_.predict(X.astype(np.float32)))
+    standardized = StandardScaler().fit_transform(X)
+    independent = KMeans(n_clusters=3, n_init=10, random_state=1).fit_predict(standardized)
+    assert adjusted_rand_score(tickets, independent) == 1.0
+    raw = KMeans(n_clusters=3, n_init=10, random_state=1).fit_predict(X)
+    assert adjusted_rand_score(tickets, raw) < 0.5
+
+
+def test_kmeans_router_is_seeded_from_random_state():
+    """The KMeans router's seed is drawn from ``random_state`` (the second of the fit's
+    three seeds), never from the global numpy state: two fits under different global seeds
+    give the same clusters, bitwise, on data without cluster structure."""
+    X = np.random.default_rng(0).uniform(size=(200, 5)).astype(np.float32)
+    y = np.arange(200) % 2
+    fits = []
+    for global_seed in (1, 2):
+        np.random.seed(global_seed)
+        fits.append(small_rtl(routing="kmeans", n_clusters=4, random_state=3, **TINY).fit(X, y))
+    seed = int(check_random_state(3).randint(0, 2**31 - 1, size=3)[1])
+    kmeans = [clf.router_.estimator_[-1] for clf in fits]
+    assert [k.random_state for k in kmeans] == [seed, seed]
+    assert kmeans[0].cluster_centers_.tobytes() == kmeans[1].cluster_centers_.tobytes()
+    np.testing.assert_array_equal(fits[0].route(X), fits[1].route(X))
 
 
 def test_estimator_routers(blobs):
@@ -136,28 +167,65 @@ def test_estimator_routers(blobs):
     assert clf.route(X).max() <= 2
 
 
-def test_rewind_epoch_and_global_scope(blobs):
-    X, y = blobs
-    clf = small_rtl(rewind_epoch=1, prune_scope="global", **TINY).fit(X, y)
-    stages = [row["stage"] for row in clf.net_.history]
-    assert stages[0] == "rewind"
-    assert clf.ticket_sparsity_ == pytest.approx(0.8, abs=0.01)  # 13 of 64 weights kept
+def _first_pruning(monkeypatch, X, y, scope):
+    """Fit with two prunable layers; return the trained weights the first pruning ranked
+    and the masks it made."""
+    import sklearn_rtl._tickets as tickets
+
+    calls = []
+    prune = tickets.TicketSet.prune
+
+    def spy(self, weights, *args, **kwargs):
+        out = prune(self, weights, *args, **kwargs)
+        calls.append(({n: w.clone() for n, w in weights.items()}, out.numpy()))
+        return out
+
+    monkeypatch.setattr(tickets.TicketSet, "prune", spy)
+    params = {**TINY, "hidden_layer_sizes": (16, 8), "n_prune_rounds": 1}
+    clf = small_rtl(rewind_epoch=1, prune_scope=scope, n_clusters=2, **params).fit(X, y)
+    assert [row["stage"] for row in clf.net_.history][0] == "rewind"
+    assert len(clf.net_.module_.prunable) == 2
+    return clf, calls[0]
 
 
-def test_weights_outside_every_mask_stay_at_theta0(blobs):
-    """Joint retraining never moves a weight no ticket keeps: it stays at the shared theta0."""
+def _ranked_globally(weights, masks):
+    """Per ticket: is every kept |w| (any layer) >= every pruned |w| (any layer)?"""
+    out = []
+    for k in range(len(next(iter(masks.values())))):
+        w = np.concatenate([weights[n][k].abs().numpy().ravel() for n in masks])
+        m = np.concatenate([masks[n][k].ravel() for n in masks])
+        out.append(w[m].min() >= w[~m].max())
+    return out
+
+
+def test_rewind_epoch_and_global_scope(blobs, monkeypatch):
     X, y = blobs
-    first = small_rtl(sparsity=0.7, **TINY).fit(X, y)
-    X_other, y_other = make_blobs(n_samples=90, centers=3, n_features=4, random_state=1)
-    second = small_rtl(sparsity=0.7, **TINY).fit(X_other, y_other)
-    w1, w2 = first.net_.module_.get_weights(), second.net_.module_.get_weights()
-    for name in first.masks_[0]:
-        unused = ~np.stack([m[name] for m in first.masks_]).any(0)
-        unused &= ~np.stack([m[name] for m in second.masks_]).any(0)
+    clf, (weights, masks) = _first_pruning(monkeypatch, X, y, "global")
+    assert all(_ranked_globally(weights, masks))
+    assert clf.ticket_sparsity_ == pytest.approx(0.8, abs=0.01)
+    layer = {n: s.mean() for n, s in clf.layer_sparsity_.items()}
+    assert max(layer.values()) - min(layer.values()) > 0.05  # one threshold, unequal layers
+    clf, (weights, masks) = _first_pruning(monkeypatch, X, y, "layer")
+    assert not all(_ranked_globally(weights, masks))  # per-layer ranking differs here
+    for sparsity in clf.layer_sparsity_.values():
+        np.testing.assert_allclose(sparsity, 0.8, atol=0.02)
+
+
+def test_weights_outside_every_mask_stay_at_theta0(blobs, monkeypatch):
+    """Joint retraining never moves a weight no ticket keeps: it stays at the shared theta0
+    (the real initialization, read when the fit asks for its rewind point), bitwise; the
+    fitted model then stores those weights as zeros."""
+    spy = FitSpy(monkeypatch)
+    X, y = blobs
+    clf = small_rtl(sparsity=0.7, **TINY).fit(X, y)
+    for name in clf.masks_[0]:
+        unused = ~spy.masks[name].any(0)
         assert unused.sum() > 0
-        a, b = w1[name][0].numpy(), w2[name][0].numpy()
-        np.testing.assert_array_equal(a[unused], b[unused])
-        assert not np.array_equal(a[~unused], b[~unused])
+        trained, theta0 = spy.trained[name][0], spy.theta0[name]
+        assert trained[unused].numpy().tobytes() == theta0[unused].numpy().tobytes()
+        assert not torch.equal(trained[~unused], theta0[~unused])  # the kept ones trained
+        fitted = clf.net_.module_.get_weights()[name][0]
+        assert not fitted[unused].any()
 
 
 def test_verbose_prints_progress(blobs, capsys):

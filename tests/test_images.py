@@ -96,8 +96,9 @@ def test_three_d_and_flat_input_match_four_d(fitted, images):
     flat = small_rtl(**SMALL, input_shape=(1, 8, 8)).fit(X.reshape(60, -1), y)
     assert flat.input_shape_ == (1, 8, 8) and flat.n_features_in_ == 64
     expected = fitted.predict_proba(X)
-    np.testing.assert_allclose(from_3d.predict_proba(X[:, 0]), expected, rtol=1e-5)
-    np.testing.assert_allclose(flat.predict_proba(X.reshape(60, -1)), expected, rtol=1e-5)
+    # bit-identical, as the README promises: the same fit whatever the input layout
+    np.testing.assert_array_equal(from_3d.predict_proba(X[:, 0]), expected)
+    np.testing.assert_array_equal(flat.predict_proba(X.reshape(60, -1)), expected)
 
 
 def test_2d_input_keeps_the_mlp(images):
@@ -231,20 +232,61 @@ def test_ticket_batchnorm_keeps_statistics_per_ticket(images):
         small_rtl(**SMALL, ticket_batchnorm="yes").fit(X, y)
 
 
+def _manual_small_cnn(network, X, k, mean, var):
+    """Ticket ``k`` of a one-block SmallCNN computed by hand: masked conv, normalisation
+    ``(h - mean) / sqrt(var + eps) * gamma + beta`` with the given statistics, ReLU,
+    2x2 max-pooling, global average pooling, linear head."""
+    w = {name: weight[0] for name, weight in network.get_weights().items()}
+    conv = w["features.0.weight"] * network.get_masks()["features.0.weight"][k]
+    h = torch.nn.functional.conv2d(X, conv, padding=1)
+    eps = network.template.features[1].eps
+    shape = (1, -1, 1, 1)
+    h = (h - mean.view(shape)) / torch.sqrt(var.view(shape) + eps)
+    h = h * w["features.1.weight"].view(shape) + w["features.1.bias"].view(shape)
+    h = torch.nn.functional.max_pool2d(torch.relu(h), 2).mean(dim=(2, 3))
+    return h @ w["head.weight"].T + w["head.bias"]
+
+
 def test_ticket_batchnorm_forward_matches_manual_normalization():
     torch.manual_seed(0)
     template = SmallCNN(1, 3, channels=(4,))
     network = TicketBatchNormNetwork(template, 2, ["features.0.weight"])
     with torch.no_grad():
-        network.ticket_stat("features.1.running_mean")[1].fill_(5.0)
-    network.eval()
+        network.get_masks()["features.0.weight"][1].bernoulli_(0.5)
+        network.weights["features__1__weight"].uniform_(0.5, 1.5)
+        network.weights["features__1__bias"].normal_()
+        network.ticket_stat("features.1.running_mean")[1].copy_(torch.tensor([5.0, -1, 0, 2]))
+        network.ticket_stat("features.1.running_var")[1].copy_(torch.tensor([2.0, 0.5, 1, 3]))
     X = torch.randn(3, 1, 4, 4)
-    # Ticket 1 normalizes with its own mean (5); ticket 0 with the initial 0.
-    assert not torch.allclose(network.forward_ticket(X, 0), network.forward_ticket(X, 1))
-    network.train()
-    network(X, torch.tensor([0, 0, 0]))
+    network.eval()
+    with torch.no_grad():
+        for k in (0, 1):
+            mean = network.ticket_stat("features.1.running_mean")[k]
+            var = network.ticket_stat("features.1.running_var")[k]
+            torch.testing.assert_close(
+                network.forward_ticket(X, k), _manual_small_cnn(network, X, k, mean, var)
+            )
+        # training mode: ticket 0 normalizes with the batch's own statistics and only its
+        # running statistics move (momentum 0.1, unbiased variance)
+        network.train()
+        out = network(X, torch.tensor([0, 0, 0]))
+        masked = network.get_weights()["features.0.weight"][0]
+        masked = masked * network.get_masks()["features.0.weight"][0]
+        conv = torch.nn.functional.conv2d(X, masked, padding=1)
+        batch_mean = conv.mean(dim=(0, 2, 3))
+        batch_var = conv.var(dim=(0, 2, 3), unbiased=False)
+        torch.testing.assert_close(out, _manual_small_cnn(network, X, 0, batch_mean, batch_var))
+        torch.testing.assert_close(
+            network.ticket_stat("features.1.running_mean")[0], 0.1 * batch_mean
+        )
+        n = conv.numel() / conv.shape[1]
+        torch.testing.assert_close(
+            network.ticket_stat("features.1.running_var")[0],
+            0.9 + 0.1 * batch_var * n / (n - 1),
+        )
     assert int(network.ticket_stat("features.1.num_batches_tracked")[0]) == 1
     assert int(network.ticket_stat("features.1.num_batches_tracked")[1]) == 0
+    assert network.ticket_stat("features.1.running_mean")[1].tolist() == [5.0, -1, 0, 2]
 
 
 # ------------------------------------------------- pickle, clone, searches
@@ -259,7 +301,7 @@ def test_pickle_and_clone(fitted, images):
     assert not hasattr(unfitted, "net_")
     assert unfitted.get_params()["module_params"] == {"channels": (4, 8)}
     refit = unfitted.fit(X, y)
-    np.testing.assert_allclose(refit.predict_proba(X), fitted.predict_proba(X), rtol=1e-5)
+    np.testing.assert_array_equal(refit.predict_proba(X), fitted.predict_proba(X))  # bitwise
 
 
 def test_clone_with_module_instance(images):

