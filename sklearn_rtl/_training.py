@@ -214,8 +214,12 @@ class TicketNet(NeuralNet):
         in one pass (8x faster than the default per-tensor loop on a K=8 stack of the
         default MLP). Not applied when the user chose ``fused`` or ``foreach`` through
         ``optimizer_params``, or where the optimizer or torch version lacks it.
+
+        In an untied stage with one weight copy per ticket, the optimizer steps one view
+        per ticket copy instead of the stacked weight (:meth:`_optimizer_parameters`), so
+        every ticket has its own optimizer state, step count included.
         """
-        named_parameters = self.get_all_learnable_params()
+        named_parameters = self._optimizer_parameters()
         args, kwargs = self.get_params_for_optimizer("optimizer", named_parameters)
         args = tuple(
             list(a) if not isinstance(a, (list, tuple, dict, torch.Tensor)) else a for a in args
@@ -233,18 +237,79 @@ class TicketNet(NeuralNet):
         self.optimizer_ = self.optimizer(*args, **kwargs)
         return self
 
+    def _optimizer_parameters(self):
+        """The ``(name, tensor)`` pairs the optimizer steps.
+
+        skorch's learnable parameters, except in an untied stage (ticket extraction, the
+        independent baseline) with one weight copy per ticket: there every stacked weight
+        of shape ``(K, *shape)`` becomes ``K`` views of shape ``shape`` (one per ticket copy,
+        sharing its storage, under the stacked weight's name so that ``param_groups``
+        patterns still apply). The optimizer then keeps separate state per ticket copy
+        (Adam's and AdamW's step count and moments, SGD's momentum buffer), and
+        :meth:`train_step_single` hands a ticket's view its gradient only when the ticket
+        has samples in the step: torch's optimizers skip a parameter whose gradient is
+        ``None``, so an absent ticket's weights and state neither move nor decay, exactly
+        as in K separate runs. Tied stages (joint retraining) have every ticket in every
+        step and keep the stacked weights (one shared step count, per-copy moments).
+        """
+        named = list(self.get_all_learnable_params())
+        self.ticket_views_ = []
+        network = self.module_
+        stage = getattr(self, "stage_", None)
+        if stage is None or stage.tied or network.n_copies == 1:
+            return named
+        stacked = {id(p) for p in network.weights.values()}
+        split = []
+        for name, param in named:
+            if id(param) not in stacked:
+                split.append((name, param))
+                continue
+            views = list(param.detach().unbind(0))
+            self.ticket_views_.append((param, views))
+            split.extend((name, view) for view in views)
+        return split
+
+    def train_step_single(self, batch, **fit_params):
+        """skorch's forward and backward pass; with per-ticket views (untied stages), the
+        stacked gradients are cleared first and then handed to the views of the tickets
+        present in the batch (``None`` for the others, which the optimizer then skips)."""
+        views = getattr(self, "ticket_views_", None) or []
+        for param, _ in views:
+            param.grad = None
+        step = super().train_step_single(batch, **fit_params)
+        present = getattr(self, "present_", None)
+        for param, copies in views:
+            for k, view in enumerate(copies):
+                keep = param.grad is not None and (present is None or bool(present[k]))
+                view.grad = param.grad[k] if keep else None
+        return step
+
     def train_step(self, batch, **fit_params):
         n_tickets = self.module_.n_tickets
         present = torch.unique(to_tensor(batch[0]["ticket"], device="cpu"))
         if len(present) == n_tickets:
             present = None
+        tied = self.stage_.tied
+        per_ticket = bool(getattr(self, "ticket_views_", None))
+        self.present_ = None
+        if per_ticket and present is not None:
+            self.present_ = torch.zeros(n_tickets, dtype=torch.bool)
+            self.present_[present] = True
+            # Absent tickets get no gradient, so the optimizer leaves them untouched.
+            present = None
         # An untied update with every ticket present only needs the masked weights' old
         # values; absent tickets' copies are restored whole.
-        tied = self.stage_.tied
         before = self.module_.snapshot(prunable_only=not tied and present is None)
         step = super().train_step(batch, **fit_params)
         self.module_.masked_update(before, tied=tied, present=present)
         return step
+
+    def __getstate__(self):
+        # The per-ticket views belong to the optimizer of the running stage only.
+        state = super().__getstate__()
+        state.pop("ticket_views_", None)
+        state.pop("present_", None)
+        return state
 
 
 class RecordStage(Callback):
