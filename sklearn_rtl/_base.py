@@ -11,29 +11,34 @@ held-out scoring and how scores become predictions.
 from __future__ import annotations
 
 import copy
+import inspect
 from functools import partial
-from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, is_classifier
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import Callback
+from skorch.dataset import Dataset
+from skorch.helper import predefined_split
 
+from ._batches import dense_rows
 from ._collapse import detect_collapse
 from ._compact import compact_fitted_net, compact_router
 from ._diagnostics import collapse_score
+from ._fitdata import FitInputs, drop_zero_weight, sample_weights, split_held_out
 from ._inference import RoutedModel
 from ._models import build_template, network_input_shape
 from ._network import make_ticket_network
 from ._params import BASE_CONSTRAINTS, check_data_dependent
 from ._progress import FitProgressBar
 from ._prunable import find_prunable, resolve_prunable, resolve_shared_layers
-from ._routing import distinct_values, make_router
+from ._routing import make_router
 from ._selection import make_selection
 from ._stages import extract_tickets, retrain_jointly, rewind_point
+from ._stopping import HeldOutScore, StageStopping
 from ._training import TicketNet
 from ._version import __version__
 
@@ -47,80 +52,17 @@ _X_GROUPS_DOC = """Parameters
             Every sample's context, required by ``routing="groups"`` (ignored otherwise)."""
 
 
+def with_parameter(function, name, default):
+    """``function``'s signature with one more keyword-only parameter ``name=default``."""
+    signature = inspect.signature(function)
+    extra = inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+    return signature.replace(parameters=[*signature.parameters.values(), extra])
+
+
 def predict_doc(method):
     """Fill the shared ``X`` / ``groups`` parameters into a predict method's docstring."""
     method.__doc__ = method.__doc__.replace("%(X_groups)s", _X_GROUPS_DOC)
     return method
-
-
-class _FitInputs(NamedTuple):
-    """What ``fit`` works on once the data is validated: flat rows, encoded targets, the
-    held-out rows (or None), the task and sparsity strategy, shapes and seeds."""
-
-    X: np.ndarray
-    y: np.ndarray
-    y_train: np.ndarray
-    groups: np.ndarray | None
-    held_out: tuple | None
-    targets: dict
-    task: object
-    selection: object
-    sample_shape: tuple
-    input_shape: tuple
-    hidden: tuple | None
-    torch_seed: int
-    router_seed: int
-    loader_seed: int
-
-
-def _keep_every_class(codes, fit_index, val_index, fraction):
-    """Give every class (or group) ``codes`` holds that the split left without a training
-    row one of its held-out rows back, so that it keeps its ticket and output column.
-
-    Raises a ``ValueError`` when that leaves no held-out row at all.
-    """
-    missing = np.setdiff1d(np.unique(codes), codes[fit_index])
-    if len(missing) == 0:
-        return fit_index, val_index
-    back = np.array([val_index[np.argmax(codes[val_index] == c)] for c in missing])
-    val_index = np.setdiff1d(val_index, back)
-    if len(val_index) == 0:
-        raise ValueError(
-            f"The held-out split (validation_fraction={fraction}) leaves no held-out row once "
-            f"every one of the {len(np.unique(codes))} classes (or groups) keeps a training "
-            f"row ({len(codes)} samples): give more samples, or validation_fraction=None with "
-            f"a numeric sparsity."
-        )
-    return np.sort(np.concatenate([fit_index, back])), val_index
-
-
-def _split_validation(X, y, y_train, groups, fraction, seed, stratify, keep_groups=False):
-    """Hold out ``fraction`` of the rows (stratified by class when possible).
-
-    With ``stratify`` (a classifier) every class keeps at least one training row: a class
-    too small for the stratified split (which then falls back to a plain one) never
-    loses its ticket or its output column. With ``keep_groups`` (``routing="groups"``)
-    every group keeps one too, so that it has its ticket.
-    """
-    index = np.arange(len(X))
-    try:
-        fit_index, val_index = train_test_split(
-            index, test_size=fraction, random_state=seed, stratify=y if stratify else None
-        )
-    except ValueError:  # a class too small to stratify
-        fit_index, val_index = train_test_split(index, test_size=fraction, random_state=seed)
-    fit_index, val_index = np.sort(fit_index), np.sort(val_index)
-    if stratify:
-        fit_index, val_index = _keep_every_class(y_train, fit_index, val_index, fraction)
-    if keep_groups and groups is not None:
-        codes = distinct_values(groups, "groups")[1]
-        fit_index, val_index = _keep_every_class(codes, fit_index, val_index, fraction)
-
-    def take(a, i):
-        return None if a is None else np.asarray(a)[i]
-
-    held_out = (X[val_index], y[val_index], take(groups, val_index))
-    return X[fit_index], y[fit_index], y_train[fit_index], take(groups, fit_index), held_out
 
 
 def _fitted_diagnostics(network, rounds, scores):
@@ -156,6 +98,34 @@ def _fitted_diagnostics(network, rounds, scores):
     return out
 
 
+def _stage_record(history):
+    """Epochs, training-loss curve and held-out scores (or None) of one stage."""
+    scores = [row.get("valid_score") for row in history]
+    return {
+        "n_iter": len(history),
+        "loss_curve": [float(row["train_loss"]) for row in history],
+        "validation_scores": None if None in scores else [float(v) for v in scores],
+    }
+
+
+def _training_diagnostics(trainer, curve):
+    """``n_iter_``, ``loss_curve_`` and ``validation_scores_`` (of the final retraining, as
+    MLPClassifier names them), the same per pruning round in ``curve``; the trainer's
+    history becomes the whole fit's."""
+    stages = {history[0]["stage"]: history for history in trainer.stage_histories_ if history}
+    for r, record in enumerate(curve, start=1):
+        if f"prune_round_{r}" in stages:
+            record.update(_stage_record(stages[f"prune_round_{r}"]))
+    retrain = _stage_record(stages["retrain"])
+    trainer.history = trainer.history_of_fit()
+    trainer.stage_histories_ = []
+    return {
+        "n_iter_": {name: len(history) for name, history in stages.items()},
+        "loss_curve_": retrain["loss_curve"],
+        "validation_scores_": retrain["validation_scores"],
+    }
+
+
 class BaseRTL(BaseEstimator):
     """Routing the Lottery, shared by the classifier and the regressor.
 
@@ -176,10 +146,11 @@ class BaseRTL(BaseEstimator):
         n_prune_rounds=4,
         sparsity_ceiling=0.99,
         validation_fraction=None,
-        max_epochs=10,
+        max_epochs=200,
+        max_prune_epochs=20,
         share_weights=True,
         lr=1e-3,
-        batch_size=128,
+        batch_size="auto",
         optimizer=torch.optim.Adam,
         device="cpu",
         random_state=None,
@@ -195,38 +166,19 @@ class BaseRTL(BaseEstimator):
         prunable=None,
         ticket_batchnorm=True,
         shared_layers=None,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
     ):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.module = module
-        self.routing = routing
-        self.n_clusters = n_clusters
-        self.sparsity = sparsity
-        self.n_prune_rounds = n_prune_rounds
-        self.sparsity_ceiling = sparsity_ceiling
-        self.validation_fraction = validation_fraction
-        self.max_epochs = max_epochs
-        self.share_weights = share_weights
-        self.lr = lr
-        self.batch_size = batch_size
-        self.optimizer = optimizer
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.prune_scope = prune_scope
-        self.prune_output_layer = prune_output_layer
-        self.rewind_epoch = rewind_epoch
-        self.module_params = module_params
-        self.optimizer_params = optimizer_params
-        self.callbacks = callbacks
-        self.unknown_group = unknown_group
-        self.input_shape = input_shape
-        self.prunable = prunable
-        self.ticket_batchnorm = ticket_batchnorm
-        self.shared_layers = shared_layers
+        # every parameter stored untouched under its own name, as scikit-learn requires
+        params = dict(locals())
+        del params["self"]
+        vars(self).update(params)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True  # image X (n, H, W) or (n, C, H, W): the CNN
+        tags.input_tags.sparse = True  # CSR/CSC, densified one batch at a time
         return tags
 
     # ------------------------------------------------------------ task hooks
@@ -243,7 +195,7 @@ class BaseRTL(BaseEstimator):
         raise NotImplementedError
 
     # -------------------------------------------------------------------- fit
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y, groups=None, sample_weight=None):
         """Extract the tickets and retrain them jointly.
 
         Atomic: if fitting raises (or is interrupted), the estimator is left exactly as it
@@ -251,13 +203,17 @@ class BaseRTL(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data (or images, see ``module``); not modified.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data (or images, see ``module``); not modified. Sparse CSR/CSC input
+            is densified one batch at a time, never whole.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Class labels (any hashable values) for the classifier, targets for the
             regressor.
         groups : array-like of shape (n_samples,), default=None
             Every sample's context, required by ``routing="groups"`` (ignored otherwise).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights every sample's loss (each ticket's loss is its weighted mean) and the
+            KMeans router. Rows of weight zero are dropped: the same as not passing them.
 
         Returns
         -------
@@ -267,7 +223,7 @@ class BaseRTL(BaseEstimator):
         state = dict(vars(self))
         try:
             self._validate_params()
-            fitted = self._fit(X, y, groups)
+            fitted = self._fit(X, y, groups, sample_weight)
         except BaseException:
             vars(self).clear()
             vars(self).update(state)
@@ -275,20 +231,28 @@ class BaseRTL(BaseEstimator):
         vars(self).update(fitted)
         return self
 
-    def _fit(self, X, y, groups):
+    def _fit(self, X, y, groups, sample_weight):
         """The fit as a script; returns every fitted attribute."""
-        d = self._prepare(X, y, groups)
+        d = self._prepare(X, y, groups, sample_weight)
         router = make_router(self.routing, self.n_clusters, d.router_seed, self.unknown_group)
-        ticket_ids = router.fit(d.X, d.task.router_targets(d.y, d.y_train), groups=d.groups)
-        data = {"X": d.X.reshape(len(d.X), *d.input_shape), "ticket": ticket_ids.astype(np.int64)}
+        targets = d.task.router_targets(d.y, d.y_train)
+        ticket_ids = router.fit(d.X, targets, groups=d.groups, sample_weight=d.weight)
+        data = {"X": d.X, "ticket": ticket_ids.astype(np.int64)}
+        if d.weight is not None:
+            data["weight"] = d.weight
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(d.torch_seed)
-            trainer = self._make_trainer(d, data["X"], router.n_tickets_)
+            trainer = self._make_trainer(d, router)
             model = RoutedModel(router, trainer.module_, d.input_shape, trainer.device, d.task)
             router.bind(model)
             score = None
             if d.held_out is not None:
-                score = partial(self._held_out_score, model, d.targets, *d.held_out)
+                held = d.held_out
+                score = partial(
+                    self._held_out_score, model, d.targets, held["X"], held["y"], held["groups"]
+                )
+                if self.early_stopping:  # the score of every epoch decides when stages end
+                    dict(trainer.callbacks_)["held_out_score"].score = score
             start = rewind_point(trainer, data, d.y_train, self.rewind_epoch)
             rounds, scores = extract_tickets(
                 trainer,
@@ -297,9 +261,10 @@ class BaseRTL(BaseEstimator):
                 start=start,
                 tickets=trainer.module_.tickets,
                 schedule=d.selection.schedule(),
-                epochs=self.max_epochs,
+                epochs=min(self.max_prune_epochs, self.max_epochs),
                 scope=self.prune_scope,
                 score=score,
+                score_last=d.selection.needs_held_out or self.validation_fraction is not None,
                 stop=d.selection.should_stop,
                 shared=resolve_shared_layers(self.shared_layers, trainer.module_.prunable),
             )
@@ -328,32 +293,37 @@ class BaseRTL(BaseEstimator):
             "_task": d.task,
         }
 
-    def _prepare(self, X, y, groups) -> _FitInputs:
-        """Validate the data, encode the targets, draw the seeds and hold out rows."""
+    def _prepare(self, X, y, groups, sample_weight) -> FitInputs:
+        """Validate the data, weigh the rows, encode the targets, draw the seeds and hold
+        out rows."""
         X, y = validate_data(
             self,
             X,
             y,
             dtype=np.float32,
+            accept_sparse=("csr", "csc"),
             ensure_all_finite=True,
             multi_output=self._multi_output,
             y_numeric=self._y_numeric,
             allow_nd=True,
         )
-        hidden = check_data_dependent(self, len(X))
+        hidden = check_data_dependent(self, X.shape[0])
         sample_shape = tuple(X.shape[1:])
         input_shape = network_input_shape(sample_shape, self.module, self.input_shape)
-        X = X.reshape(len(X), -1)  # routers see flat rows; the network, input_shape
-        groups = self._fit_groups(groups, len(X))
+        # routers see flat rows; the network, input_shape (one batch at a time)
+        X = X.tocsr() if sp.issparse(X) else X.reshape(len(X), -1)
+        groups = self._fit_groups(groups, X.shape[0])
+        weight = sample_weights(X, sample_weight, self._class_weights(y))
+        weight, X, y, groups = drop_zero_weight(weight, X, y, groups)
         y_train, targets = self._encode_targets(y)
         selection = make_selection(self.sparsity, self.sparsity_ceiling, self.n_prune_rounds)
         random_state = check_random_state(self.random_state)
         seeds = [int(s) for s in random_state.randint(0, 2**31 - 1, size=3)]
+        arrays = {"X": X, "y": y, "y_train": y_train, "groups": groups, "weight": weight}
         held_out = None
-        if selection.needs_held_out or self.validation_fraction is not None:
-            X, y, y_train, groups, held_out = _split_validation(
-                X,
-                y,
+        if selection.needs_held_out or self.validation_fraction is not None or self.early_stopping:
+            arrays, held = split_held_out(
+                arrays,
                 y_train,
                 groups,
                 self.validation_fraction or _AUTO_VALIDATION_FRACTION,
@@ -361,10 +331,16 @@ class BaseRTL(BaseEstimator):
                 stratify=is_classifier(self),
                 keep_groups=isinstance(self.routing, str) and self.routing == "groups",
             )
-        return _FitInputs(
-            X, y, y_train, groups, held_out, targets, self._make_task(), selection,
-            sample_shape, input_shape, hidden, *seeds,
+            held_out = held
+        return FitInputs(
+            arrays["X"], arrays["y"], arrays["y_train"], arrays["groups"], arrays["weight"],
+            held_out, targets, self._make_task(), selection, sample_shape, input_shape, hidden,
+            *seeds,
         )  # fmt: skip
+
+    def _class_weights(self, y):
+        """Per-sample weights of ``class_weight`` (classifier), or None."""
+        return None
 
     def _fit_groups(self, groups, n_samples):
         """``groups`` as an array with one value per sample, or None.
@@ -393,11 +369,13 @@ class BaseRTL(BaseEstimator):
                 "Training produced non-finite weights (NaN or inf): X probably holds very "
                 "large values. Scale it first (e.g. StandardScaler) or lower lr."
             )
-        return _fitted_diagnostics(network, rounds, scores)
+        out = _fitted_diagnostics(network, rounds, scores)
+        out.update(_training_diagnostics(trainer, out["collapse_curve_"]))
+        return out
 
     # ------------------------------------------------------------------ model
-    def _make_trainer(self, d: _FitInputs, X_net, n_tickets):
-        """The ticket network for this fit (seeded by the caller) and its skorch trainer."""
+    def _make_network(self, d: FitInputs, n_tickets):
+        """The ticket network for this fit (seeded by the caller)."""
         n_outputs = d.task.n_outputs(d.y_train)
         template = self._build_template(d, n_outputs)
         prunable = resolve_prunable(template, self.prunable, self.prune_output_layer)
@@ -405,12 +383,13 @@ class BaseRTL(BaseEstimator):
             raise self._nothing_to_prune(template)
         self._check_optimizer_params()
         network = make_ticket_network(template, n_tickets, prunable, self.ticket_batchnorm)
-        self._check_output_shape(network, X_net, n_outputs)
-        callbacks = []
-        if self.verbose >= 2:
-            total = self.rewind_epoch + (self.n_prune_rounds + 1) * self.max_epochs
-            callbacks.append(("progress", FitProgressBar(total_epochs=total)))
-        callbacks += [(f"user_{i}", cb) for i, cb in enumerate(self._user_callbacks())]
+        probe = dense_rows(d.X, slice(0, 2), d.input_shape)
+        self._check_output_shape(network, probe, n_outputs, (d.X.shape[0], *d.input_shape))
+        return network
+
+    def _make_trainer(self, d: FitInputs, router):
+        """The skorch trainer of both stages: batch size, stopping rule, held-out rows."""
+        network = self._make_network(d, router.n_tickets_)
         optimizer_params = {f"optimizer__{k}": v for k, v in (self.optimizer_params or {}).items()}
         return TicketNet(
             module=network,
@@ -418,17 +397,40 @@ class BaseRTL(BaseEstimator):
             optimizer=self.optimizer,
             lr=self.lr,
             max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            train_split=None,
-            callbacks=callbacks,
+            batch_size=min(200, d.X.shape[0]) if self.batch_size == "auto" else self.batch_size,
+            train_split=self._held_out_split(d, router),
+            callbacks=self._stage_callbacks(d),
             device=self.device,
             verbose=self.verbose,
             task=d.task,
             loader_rng=np.random.default_rng(d.loader_seed),
+            input_shape=d.input_shape,
             **optimizer_params,
         ).initialize()
 
-    def _build_template(self, d: _FitInputs, n_outputs):
+    @staticmethod
+    def _held_out_split(d: FitInputs, router):
+        """skorch's ``predefined_split`` of the held-out rows (their loss is ``valid_loss``
+        in every epoch), or None."""
+        if d.held_out is None:
+            return None
+        held = d.held_out
+        ticket = d.task.held_out_tickets(router, held["X"], held["groups"])
+        return predefined_split(Dataset({"X": held["X"], "ticket": ticket}, held["y_train"]))
+
+    def _stage_callbacks(self, d: FitInputs):
+        """The stopping rule of every stage, the progress bar and the user's callbacks."""
+        monitor = "valid_score" if self.early_stopping else "train_loss"
+        stopping = StageStopping(monitor, self.tol, self.n_iter_no_change, self.early_stopping)
+        callbacks = [("held_out_score", HeldOutScore()), ("stage_stopping", stopping)]
+        if self.verbose >= 2:
+            total = self.rewind_epoch + (self.n_prune_rounds + 1) * self.max_epochs
+            callbacks.append(("progress", FitProgressBar(total_epochs=total)))
+        user = self._user_callbacks()
+        self._check_monitors(user, d.held_out is not None)
+        return callbacks + user
+
+    def _build_template(self, d: FitInputs, n_outputs):
         """The untrained network; a ``TypeError`` from ``module_params`` names them."""
         try:
             return build_template(
@@ -454,15 +456,34 @@ class BaseRTL(BaseEstimator):
         return ValueError("The module has no Linear or Conv weights to prune.")
 
     def _user_callbacks(self):
-        """Deep copies of ``callbacks``; a ``TypeError`` naming it for a non-callback."""
-        for cb in self.callbacks or []:
+        """Deep copies of ``callbacks`` (instances or skorch's ``(name, callback)`` pairs);
+        a ``TypeError`` naming the entry for anything else."""
+        for entry in self.callbacks or []:
+            cb = entry[1] if isinstance(entry, tuple) and len(entry) == 2 else entry
+            named = not isinstance(entry, tuple) or isinstance(entry[0], str)
             is_class = isinstance(cb, type) and issubclass(cb, Callback)
-            if not (isinstance(cb, Callback) or is_class):
+            if not (named and (isinstance(cb, Callback) or is_class)):
                 raise TypeError(
-                    f"callbacks must hold skorch callbacks (skorch.callbacks.Callback "
-                    f"instances), got {cb!r} in callbacks={self.callbacks!r}."
+                    f"callbacks must hold skorch callbacks or (name, callback) pairs, got "
+                    f"{entry!r} in callbacks={self.callbacks!r}."
                 )
         return copy.deepcopy(list(self.callbacks or []))
+
+    @staticmethod
+    def _check_monitors(callbacks, has_held_out):
+        """A callback that reads held-out values needs held-out rows: say how to get them."""
+        if has_held_out:
+            return
+        for entry in callbacks:
+            cb = entry[1] if isinstance(entry, tuple) else entry
+            monitor = getattr(cb, "monitor", None)
+            reads_valid = isinstance(monitor, str) and monitor.startswith("valid")
+            if reads_valid or getattr(cb, "on_train", True) is False:
+                raise ValueError(
+                    f"The callback {cb!r} reads held-out values (valid_loss / valid scores), "
+                    "but this fit holds out no rows: set validation_fraction (or "
+                    "early_stopping=True), or monitor 'train_loss'."
+                )
 
     def _check_optimizer_params(self):
         """Build the optimizer once on a dummy weight, so that a bad ``optimizer_params``
@@ -480,14 +501,14 @@ class BaseRTL(BaseEstimator):
             ) from error
 
     @staticmethod
-    def _check_output_shape(network, X, n_expected):
+    def _check_output_shape(network, X, n_expected, shape):
         was_training = network.training
         network.eval()  # no batch-norm statistics from this probe
         with torch.no_grad():
             try:
                 out = network.forward_ticket(torch.tensor(X[:2]), 0)
             except RuntimeError as error:
-                raise ValueError(f"The network cannot take X of shape {X.shape}: {error}") from None
+                raise ValueError(f"The network cannot take X of shape {shape}: {error}") from None
             finally:
                 network.train(was_training)
         if out.ndim != 2 or out.shape[1] != n_expected:
@@ -594,11 +615,14 @@ class BaseRTL(BaseEstimator):
             self,
             X,
             dtype=np.float32,
+            accept_sparse=("csr", "csc"),
             ensure_all_finite=True,
             reset=False,
             allow_nd=len(self._X_sample_shape) > 1,
         )
         self._check_sample_shape(X.shape[1:])
+        if sp.issparse(X):
+            return X.tocsr()  # rows are densified one chunk at a time
         return X.reshape(len(X), -1)  # flat rows; the network reshapes them to input_shape_
 
     def _to_network(self, X):

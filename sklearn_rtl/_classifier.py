@@ -6,9 +6,10 @@ import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 
-from ._base import BaseRTL, predict_doc
+from ._base import BaseRTL, predict_doc, with_parameter
 from ._params import ROUTER_CONSTRAINT
 from ._routing import distinct_values
 from ._tasks import MulticlassTask, OneVsRestTask
@@ -86,24 +87,44 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
     sparsity_ceiling : float in (0, 1), default=0.99
         Highest sparsity ``sparsity="auto"`` tries; ignored for a numeric ``sparsity``.
     validation_fraction : float in (0, 1) or None, default=None
-        Fraction of the training rows held out (stratified) to score the tickets after
-        every pruning round; ``None`` holds nothing out (unless ``sparsity="auto"``). The
+        Fraction of the training rows held out (stratified; every class, and under
+        ``routing="groups"`` every group, keeps a training row). The same held-out rows
+        serve early stopping, ``sparsity="auto"`` and the per-round scores; ``None`` holds
+        out 0.1 where one of those needs rows (``early_stopping=True`` or
+        ``sparsity="auto"``) and nothing otherwise. A float also scores the tickets after
+        every pruning round. The
         score of round ``r``'s masks is that of the per-ticket weight copies trained in
         round ``r + 1`` (from the rewind point, under round ``r``'s masks, untied: the
         independent tickets, not the jointly retrained model); one extra training pass
         scores the last round. Scores go into ``collapse_curve_`` (``val_score``,
         ``ticket_val_score``) and the dense network's into ``validation_score_dense_``.
-    max_epochs : int, default=10
-        Epochs of every pruning round and of the final retraining. An epoch lets the
-        largest ticket see each of its samples once.
+    max_epochs : int, default=200
+        Epoch cap of every stage (MLPClassifier's ``max_iter``); a stage ends earlier
+        when it stops improving (``tol``, ``n_iter_no_change``). An epoch lets the largest
+        ticket see each of its samples once.
+    max_prune_epochs : int, default=20
+        Epoch cap of every pruning round of ticket extraction (at most ``max_epochs``).
+        The rounds only need a magnitude ranking: on our tables 10-20 epochs ranked as
+        well as training every round to convergence, at a fraction of the time
+        (``docs/benchmarks.md``). ``max_prune_epochs=max_epochs`` is the paper's protocol.
+    tol : float, default=1e-4
+        A stage has stopped improving once its monitored value (the training loss, or
+        with ``early_stopping`` the held-out score) has not improved by more than ``tol``
+        for ``n_iter_no_change`` consecutive epochs, as in MLPClassifier.
+    n_iter_no_change : int, default=10
+        See ``tol``.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows (0.1 if None) and end every stage on
+        the held-out score (balanced accuracy; R^2 for the regressor) instead of the
+        training loss, restoring the weights of the stage's best epoch.
     share_weights : bool, default=True
         ``True`` is RTL: one shared weight tensor, retrained jointly. ``False`` is the
         paper's independent-models baseline: every ticket keeps its own weights and is
         retrained alone from the same rewind point.
     lr : float, default=1e-3
         Learning rate.
-    batch_size : int, default=128
-        Samples per ticket per step.
+    batch_size : int or "auto", default="auto"
+        Samples per ticket per step; ``"auto"`` is MLPClassifier's ``min(200, n_samples)``.
     optimizer : torch.optim.Optimizer class, default=torch.optim.Adam
     device : str, default="cpu"
         Torch device, e.g. ``"cuda"``.
@@ -161,9 +182,22 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
         layers for environments that permute the input, the first ones for environments
         that map the same inputs to other outputs. ``None`` shares none (the paper).
 
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss (multiplying ``sample_weight``), as in
+        scikit-learn: ``"balanced"`` weighs every class by ``n_samples / (n_classes *
+        count)``.
+
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
+    n_iter_ : dict of str to int
+        Epochs every stage ran (``"prune_round_<r>"``, ``"retrain"``, ...).
+    loss_curve_ : list of float
+        Training loss of every epoch of the final retraining.
+    validation_scores_ : list of float or None
+        Held-out score of every epoch of the final retraining (with
+        ``early_stopping=True``), else None. The same three per pruning round are in
+        ``collapse_curve_`` (``n_iter``, ``loss_curve``, ``validation_scores``).
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Only when ``X`` has string column names.
@@ -234,9 +268,25 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
     _parameter_constraints: dict = {
         **BaseRTL._parameter_constraints,
         "routing": [StrOptions({"kmeans", "label", "groups"}), ROUTER_CONSTRAINT],
+        "class_weight": [None, StrOptions({"balanced"}), dict],
     }
     _score_metric = staticmethod(accuracy_score)
     score = BaseRTL.score
+
+    def __init__(self, *, class_weight=None, **params):
+        super().__init__(**params)
+        self.class_weight = class_weight
+
+    # scikit-learn reads the parameters from the signature: BaseRTL's and class_weight
+    __init__.__signature__ = with_parameter(BaseRTL.__init__, "class_weight", None)
+
+    def _class_weights(self, y):
+        if self.class_weight is None:
+            return None
+        try:
+            return compute_sample_weight(self.class_weight, y)
+        except ValueError as error:
+            raise ValueError(f"class_weight={self.class_weight!r}: {error}") from None
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ._batches import dense_rows
+
 __all__ = ["RoutedModel"]
 
 _INFER_BATCH = 8192
@@ -48,14 +50,15 @@ class RoutedModel:
         ``groups`` of another length than ``X`` go whole to the router, which names the
         problem (or ignores them).
         """
+        n = X.shape[0]
         if groups is not None:
             groups = np.asarray(groups)
-            if groups.ndim != 1 or len(groups) != len(X):
+            if groups.ndim != 1 or len(groups) != n:
                 return np.asarray(self.router.predict(X, groups)).astype(np.int64)
-        if len(X) <= _INFER_BATCH:
+        if n <= _INFER_BATCH:
             return np.asarray(self.router.predict(X, groups)).astype(np.int64)
-        tickets = np.empty(len(X), dtype=np.int64)
-        for start in range(0, len(X), _INFER_BATCH):
+        tickets = np.empty(n, dtype=np.int64)
+        for start in range(0, n, _INFER_BATCH):
             rows = slice(start, start + _INFER_BATCH)
             part = None if groups is None else groups[rows]
             tickets[rows] = np.asarray(self.router.predict(X[rows], part)).reshape(-1)
@@ -75,19 +78,20 @@ class RoutedModel:
         network.eval()
         # One array filled chunk by chunk: a list of kept chunks (then concatenated) pinned
         # the heap between the passes' temporaries and raised RSS in proportion to n.
-        out = None
+        out, n = None, X.shape[0]
         with torch.inference_mode():
-            for start in range(0, len(X), _INFER_BATCH):
-                rows = X[start : start + _INFER_BATCH]
-                if not rows.flags.writeable:  # torch will not wrap read-only memory: copy
-                    rows = rows.copy()  # a chunk, not all of X
-                xb = torch.as_tensor(rows.reshape(len(rows), *self.input_shape), device=self.device)
+            for start in range(0, n, _INFER_BATCH):
+                # a dense float32 copy of one chunk (sparse rows, read-only memory), not of X
+                rows = dense_rows(X, slice(start, start + _INFER_BATCH), self.input_shape)
+                if not rows.flags.writeable:
+                    rows = rows.copy()
+                xb = torch.as_tensor(rows, device=self.device)
                 tb = None
                 if tickets is not None:
                     tb = torch.as_tensor(tickets[start : start + _INFER_BATCH], device=self.device)
                 chunk = network(xb, tb).double().cpu().numpy()
                 if out is None:
-                    out = np.empty((len(X), *chunk.shape[1:]), dtype=np.float64)
+                    out = np.empty((n, *chunk.shape[1:]), dtype=np.float64)
                 out[start : start + len(rows)] = chunk
         if not np.isfinite(out).all():
             raise ValueError(

@@ -33,9 +33,10 @@ BASE_CONSTRAINTS = {
     "sparsity_ceiling": [Interval(Real, 0, 1, closed="neither")],
     "validation_fraction": [None, Interval(Real, 0, 1, closed="neither")],
     "max_epochs": [_positive_int()],
+    "max_prune_epochs": [_positive_int()],
     "share_weights": ["boolean"],
     "lr": [Interval(Real, 0, None, closed="neither")],
-    "batch_size": [_positive_int()],
+    "batch_size": [_positive_int(), StrOptions({"auto"})],
     "optimizer": [type],  # a torch.optim.Optimizer subclass (checked in fit)
     "device": [str, torch.device],
     "random_state": ["random_state"],
@@ -51,6 +52,9 @@ BASE_CONSTRAINTS = {
     "prunable": [None, "array-like", callable],
     "ticket_batchnorm": ["boolean"],
     "shared_layers": [None, Integral, "array-like"],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "n_iter_no_change": [_positive_int()],
+    "early_stopping": ["boolean"],
 }
 
 

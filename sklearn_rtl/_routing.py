@@ -17,6 +17,8 @@ from __future__ import annotations
 import inspect
 
 import numpy as np
+import scipy.sparse as sp
+from sklearn import config_context
 from sklearn.base import BaseEstimator, clone
 from sklearn.cluster import KMeans
 from sklearn.pipeline import make_pipeline
@@ -107,7 +109,7 @@ class Router:
         """Receive the routed model being fitted (unused by routers that route by input)."""
         return self
 
-    def fit(self, X, y=None, groups=None):  # pragma: no cover - abstract
+    def fit(self, X, y=None, groups=None, sample_weight=None):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def predict(self, X, groups=None):  # pragma: no cover - abstract
@@ -129,12 +131,14 @@ class EstimatorRouter(Router):
     def __init__(self, estimator):
         self.estimator = estimator
 
-    def fit(self, X, y=None, groups=None):
+    def fit(self, X, y=None, groups=None, sample_weight=None):
         self.estimator_ = clone(self.estimator, safe=False)
-        if "y" in inspect.signature(self.estimator_.fit).parameters:
-            self.estimator_.fit(X, y)
-        else:
-            self.estimator_.fit(X)
+        parameters = inspect.signature(self.estimator_.fit).parameters
+        args = (X, y) if "y" in parameters else (X,)
+        kwargs = self._weight_kwargs(sample_weight, parameters)
+        # the weights go straight to the router's own fit, whatever the global routing
+        with config_context(enable_metadata_routing=False):
+            self.estimator_.fit(*args, **kwargs)
         labels = self._raw_predict(X)
         self.ticket_labels_, tickets = distinct_values(
             labels, f"The output of the router (routing={self.estimator!r})"
@@ -142,12 +146,19 @@ class EstimatorRouter(Router):
         self.n_tickets_ = len(self.ticket_labels_)
         return tickets
 
+    @staticmethod
+    def _weight_kwargs(sample_weight, parameters):
+        """``sample_weight`` for an estimator whose ``fit`` takes it (else ignored)."""
+        if sample_weight is None or "sample_weight" not in parameters:
+            return {}
+        return {"sample_weight": sample_weight}
+
     def _raw_predict(self, X):
         labels = np.asarray(self.estimator_.predict(X))
-        if labels.ndim != 1 or len(labels) != len(X):
+        if labels.ndim != 1 or len(labels) != X.shape[0]:
             raise ValueError(
                 f"The router's predict must return one ticket label per sample, got an "
-                f"array of shape {labels.shape} for {len(X)} samples."
+                f"array of shape {labels.shape} for {X.shape[0]} samples."
             )
         return labels
 
@@ -163,15 +174,23 @@ class EstimatorRouter(Router):
 
 
 class KMeansRouter(EstimatorRouter):
-    """KMeans on standardized inputs, seeded: one ticket per cluster."""
+    """KMeans on inputs scaled to unit variance, seeded: one ticket per cluster.
+
+    The scaler does not centre: KMeans does not change under a shift of all rows, and an
+    uncentred scaler takes sparse ``X`` as it is, without densifying it.
+    """
 
     def __init__(self, n_clusters: int, random_state=None):
         super().__init__(
             make_pipeline(
-                StandardScaler(),
+                StandardScaler(with_mean=False),
                 KMeans(n_clusters=n_clusters, n_init="auto", random_state=random_state),
             )
         )
+
+    @staticmethod
+    def _weight_kwargs(sample_weight, parameters):
+        return {} if sample_weight is None else {"kmeans__sample_weight": sample_weight}
 
 
 class LabelRouter(Router):
@@ -186,7 +205,7 @@ class LabelRouter(Router):
         self.model_ = model
         return self
 
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y, groups=None, sample_weight=None):
         self.n_tickets_ = int(np.max(y)) + 1
         return np.asarray(y)
 
@@ -221,21 +240,21 @@ class GroupRouter(Router):
                 "set_score_request(groups=True))."
             )
         groups = np.asarray(groups)
-        if groups.ndim != 1 or len(groups) != len(X):
+        if groups.ndim != 1 or len(groups) != X.shape[0]:
             raise ValueError(
                 f"groups must be a 1-D array with one value per sample: got shape "
-                f"{groups.shape} for {len(X)} samples."
+                f"{groups.shape} for {X.shape[0]} samples."
             )
         return groups
 
-    def fit(self, X, y=None, groups=None):
+    def fit(self, X, y=None, groups=None, sample_weight=None):
         groups = self._check_groups(X, groups)
         self.ticket_labels_, tickets = distinct_values(groups, "groups")
         self.n_tickets_ = len(self.ticket_labels_)
-        self.scaler_ = StandardScaler().fit(X)
+        self.scaler_ = StandardScaler(with_mean=not sp.issparse(X)).fit(X)
         scaled = self.scaler_.transform(X)
         self.centroids_ = np.stack(
-            [scaled[tickets == k].mean(axis=0) for k in range(self.n_tickets_)]
+            [np.asarray(scaled[tickets == k].mean(axis=0)).ravel() for k in range(self.n_tickets_)]
         )
         return tickets
 

@@ -60,6 +60,7 @@ def extract_tickets(
     score=None,
     stop=None,
     shared=(),
+    score_last=True,
 ):
     """Alg. 1: iterative magnitude pruning of every ticket, the K runs batched together.
 
@@ -85,6 +86,8 @@ def extract_tickets(
         ``stop(scores) -> bool`` on the held-out scores so far: stop pruning.
     shared : sequence of str, default=()
         Prunable layers whose mask all tickets share (see :meth:`TicketSet.prune`).
+    score_last : bool, default=True
+        With a scorer, train once more under the last round's masks to score them too.
 
     Returns
     -------
@@ -117,7 +120,7 @@ def extract_tickets(
     """
     network = trainer.module_
     rounds, scores = [tickets], []
-    n_trainings = len(schedule) + (score is not None)
+    n_trainings = len(schedule) + (score is not None and score_last)
     for r in range(n_trainings):
         name = f"prune_round_{r + 1}" if r < len(schedule) else "validate"
         network.set_masks(rounds[-1])

@@ -7,7 +7,9 @@ A task says everything that differs between them, so that no other module branch
 * ``per_sample_loss(y_pred, y_true, ticket)``: one loss value per sample;
 * ``pools(k, ticket, y, batch_size)``: the rows ticket ``k`` draws its batches from, as
   ``[(rows, per_step), ...]`` (the first pool sets the ticket's own number of steps);
-* ``decision(model, X, groups)``: the scores a prediction is read from.
+* ``decision(model, X, groups)``: the scores a prediction is read from;
+* ``predict_outputs(outputs)``, ``held_out_tickets(router, X, groups)``: the same for the raw
+  outputs of the trainer on held-out rows (its loss and ``EpochScoring``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ class MulticlassTask:
         """Logits of every sample's own ticket, shape ``(n_samples, n_outputs)``."""
         return model.outputs(X, model.route(X, groups))
 
+    def predict_outputs(self, outputs):
+        """Encoded prediction from raw outputs of the rows' tickets: the class index."""
+        return np.argmax(outputs, axis=-1)
+
+    def held_out_tickets(self, router, X, groups=None):
+        """Ticket of every held-out row for the held-out loss: its routed ticket."""
+        return np.asarray(router.predict(X, groups)).astype(np.int64)
+
 
 class OneVsRestTask(MulticlassTask):
     """Ticket ``k`` is the one-vs-rest detector of class ``k`` (routing by label).
@@ -67,6 +77,14 @@ class OneVsRestTask(MulticlassTask):
         """``log(sigmoid(z_k))`` of every detector, shape ``(n_samples, n_tickets)``."""
         return -np.logaddexp(0.0, -model.outputs(X)[..., 0])
 
+    def predict_outputs(self, outputs):
+        """Class index from every detector's logit, ``outputs`` of shape ``(n, K, 1)``."""
+        return np.argmax(outputs[..., 0], axis=1)
+
+    def held_out_tickets(self, router, X, groups=None):
+        """``-1``: every detector scores every held-out row."""
+        return np.full(X.shape[0], -1, dtype=np.int64)
+
 
 class RegressionTask(MulticlassTask):
     """Squared error on standardized targets; every ticket predicts all outputs."""
@@ -75,6 +93,9 @@ class RegressionTask(MulticlassTask):
 
     def n_outputs(self, y_train) -> int:
         return y_train.shape[1]
+
+    def predict_outputs(self, outputs):
+        return outputs
 
     def per_sample_loss(self, y_pred, y_true, ticket):
         per_sample = F.mse_loss(y_pred, y_true.to(y_pred.dtype).view_as(y_pred), reduction="none")

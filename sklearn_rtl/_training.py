@@ -17,88 +17,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, EarlyStopping
+from skorch.history import History
 from skorch.utils import to_tensor
 
+from ._batches import HeldOutBatches, TicketBatchLoader
 from ._tasks import MulticlassTask
 
-__all__ = ["RecordStage", "TicketBatchLoader", "TicketNet"]
+__all__ = ["RecordStage", "TicketBatchLoader", "TicketNet"]  # the loader: _batches.py
 
 _FUSED_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.Adagrad)
-
-
-def _cycled(indices: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
-    """Shuffled ``indices``, repeated (reshuffled each pass) to exactly ``length`` entries."""
-    passes = -(-length // len(indices))
-    return np.concatenate([rng.permutation(indices) for _ in range(passes)])[:length]
-
-
-class TicketBatchLoader:
-    """Iterates multi-ticket mini-batches over a skorch ``Dataset``.
-
-    Every batch holds ``batch_size`` samples of every ticket in it (or all of a smaller
-    ticket's samples). With ``cycle=True`` (joint retraining, Alg. 2's balanced dataset)
-    one epoch makes as many steps as the largest ticket needs to see all of its samples
-    once, and smaller tickets are cycled, so every ticket gets the same number of updates.
-    With ``cycle=False`` (ticket extraction, Alg. 1, and the independent baseline) every
-    ticket makes only its own ``ceil(n_k / batch_size)`` steps per epoch, as K separate
-    trainings would, and drops out of the later steps of the epoch.
-
-    The task says which rows ticket ``k`` draws from (``task.pools``): its own samples, or,
-    for one-vs-rest detectors, half positives (class ``k``, cycled) and half negatives.
-
-    Parameters
-    ----------
-    dataset : skorch.dataset.Dataset
-        ``X`` is a dict with ``"X"`` and ``"ticket"`` arrays, ``y`` the encoded targets.
-    batch_size : int
-        Samples per ticket per step.
-    task : task object, default=MulticlassTask()
-    rng : numpy.random.Generator, default=None
-        Source of shuffling; reused across epochs.
-    cycle : bool, default=True
-        Whether smaller tickets are cycled to the largest ticket's number of steps.
-    """
-
-    def __init__(self, dataset, batch_size, task=None, rng=None, cycle=True):
-        self.dataset = dataset
-        self.batch_size = int(batch_size)
-        self.task = task if task is not None else MulticlassTask()
-        self.cycle = bool(cycle)
-        self.rng = rng if rng is not None else np.random.default_rng()
-        self.X = dataset.X["X"]
-        self.ticket = np.asarray(dataset.X["ticket"])
-        self.y = np.asarray(dataset.y)
-
-    def _plan(self):
-        """Per ticket: ``(ticket, index array of shape (n_steps_k, samples per step))``."""
-        tickets = np.unique(self.ticket)
-        pools = [self.task.pools(k, self.ticket, self.y, self.batch_size) for k in tickets]
-        own_steps = [-(-len(parts[0][0]) // parts[0][1]) for parts in pools]
-        longest = max(own_steps)
-        plan = []
-        for k, parts, steps in zip(tickets, pools, own_steps, strict=True):
-            n_steps = longest if self.cycle else steps
-            rows = [
-                _cycled(pool, n_steps * n, self.rng).reshape(n_steps, n)
-                for pool, per_step in parts
-                if (n := min(per_step, len(pool)))
-            ]
-            plan.append((k, np.concatenate(rows, axis=1)))
-        return plan
-
-    def __iter__(self):
-        plan = self._plan()
-        for step in range(max(len(steps) for _, steps in plan)):
-            active = [(k, steps[step]) for k, steps in plan if step < len(steps)]
-            index = np.concatenate([rows for _, rows in active])
-            # A sample's ticket is the ticket whose batch it fills (under "ovr" the
-            # negatives of ticket k come from other classes but still train detector k).
-            ticket = np.concatenate([np.full(len(rows), k, dtype=np.int64) for k, rows in active])
-            yield {"X": self.X[index], "ticket": torch.as_tensor(ticket)}, self.y[index]
-
-    def __len__(self):
-        return max(len(steps) for _, steps in self._plan())
 
 
 class TicketNet(NeuralNet):
@@ -121,18 +49,24 @@ class TicketNet(NeuralNet):
         Passed to :class:`skorch.NeuralNet`.
     """
 
-    def __init__(self, *args, task=None, loader_rng=None, **kwargs):
+    def __init__(self, *args, task=None, loader_rng=None, input_shape=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.task = task if task is not None else MulticlassTask()
         self.loader_rng = loader_rng
+        self.input_shape = input_shape
+        self.stage_histories_ = []
 
     def fit_stage(self, stage, X, y, start):
-        """Rewind every ticket's copy to ``start`` and train for ``stage.epochs`` epochs.
+        """Rewind every ticket's copy to ``start`` and train one stage.
 
-        ``stage`` is a record with ``name``, ``tied`` and ``epochs``: tied stages (joint
-        retraining) keep one shared ``theta`` and cycle smaller tickets (Alg. 2); untied
-        ones (ticket extraction, the independent baseline) let every ticket make only its
-        own steps, as K separate runs would (Alg. 1).
+        ``stage`` is a record with ``name``, ``tied`` and ``epochs`` (the cap): tied stages
+        (joint retraining) keep one shared ``theta`` and cycle smaller tickets (Alg. 2);
+        untied ones (ticket extraction, the independent baseline) let every ticket make
+        only its own steps, as K separate runs would (Alg. 1). The stage ends at the cap,
+        or earlier when a callback says so (:class:`~sklearn_rtl._stopping.StageStopping`,
+        or a user's ``EarlyStopping``). Every stage starts a fresh skorch history, so
+        callbacks (``LRScheduler``, ``EarlyStopping``) restart with it; :meth:`history_of_fit`
+        joins them.
         """
         self.module_.set_weights(start, n_copies=self.module_.n_tickets)
         self.stage_ = stage
@@ -141,7 +75,7 @@ class TicketNet(NeuralNet):
         return self._train_stage(X, y)
 
     def _train_stage(self, X, y):
-        """skorch's ``partial_fit`` minus its ``except KeyboardInterrupt: pass``.
+        """skorch's ``partial_fit`` / ``fit_loop`` without swallowing ``KeyboardInterrupt``.
 
         skorch ends training quietly on Ctrl-C and returns, so the fit would go on with
         the next stage. Here the interrupt propagates (after ``on_train_end``, so that
@@ -151,15 +85,46 @@ class TicketNet(NeuralNet):
         """
         if not self.initialized_:
             self.initialize()
+        self.history = History()
+        self.stop_stage_ = False
+        dataset_train, dataset_valid = self.get_split_datasets(X, y)
+        datasets = {"dataset_train": dataset_train, "dataset_valid": dataset_valid}
+        iterators = (
+            self.get_iterator(dataset_train, training=True),
+            None if dataset_valid is None else self.get_iterator(dataset_valid),
+        )
         self.notify("on_train_begin", X=X, y=y)
         try:
-            self.fit_loop(X, y)
-        except KeyboardInterrupt:
+            for _ in range(self.max_epochs):
+                if self._run_epoch(*iterators, datasets):
+                    break
+        finally:
             self.notify("on_train_end", X=X, y=y)
-            raise
-        self.notify("on_train_end", X=X, y=y)
+            self.stage_histories_.append(self.history)
         self._check_finite(X)
         return self
+
+    def _run_epoch(self, iterator_train, iterator_valid, datasets) -> bool:
+        """One epoch; whether the stage should end."""
+        self.notify("on_epoch_begin", **datasets)
+        self.run_single_epoch(iterator_train, True, "train", self.train_step)
+        self.run_single_epoch(iterator_valid, False, "valid", self.validation_step)
+        try:
+            self.notify("on_epoch_end", **datasets)
+        except KeyboardInterrupt:
+            # skorch's EarlyStopping ends training by raising KeyboardInterrupt: that ends
+            # the stage; a real Ctrl-C ends the fit
+            if not any(
+                isinstance(cb, EarlyStopping) and cb.misses_ >= cb.patience
+                for _, cb in self.callbacks_
+            ):
+                raise
+            return True
+        return bool(self.stop_stage_)
+
+    def history_of_fit(self) -> History:
+        """Every epoch of every stage so far, in order (each row has its ``stage``)."""
+        return History([row for history in self.stage_histories_ for row in history])
 
     def _check_finite(self, X):
         """Raise a ``ValueError`` if the stage left inf or NaN in the weights or in the
@@ -192,20 +157,53 @@ class TicketNet(NeuralNet):
 
     def get_iterator(self, dataset, training=False):
         if not training:
-            return super().get_iterator(dataset, training=False)
+            return HeldOutBatches(dataset, max(self.batch_size, 1024), self.input_shape)
         return TicketBatchLoader(
-            dataset, self.batch_size, task=self.task, rng=self.loader_rng, cycle=self.stage_.tied
+            dataset,
+            self.batch_size,
+            task=self.task,
+            rng=self.loader_rng,
+            cycle=self.stage_.tied,
+            input_shape=self.input_shape,
         )
 
+    def infer(self, x, **fit_params):
+        """The network's outputs for a batch dict: through every row's ticket, or through
+        every ticket (``(n, K, n_outputs)``) where the tickets are ``-1`` (one-vs-rest
+        detectors on held-out rows)."""
+        if not isinstance(x, dict):
+            return super().infer(x, **fit_params)
+        X = to_tensor(x["X"], device=self.device)
+        ticket = to_tensor(x["ticket"], device=self.device)
+        return self.module_(X, None if bool((ticket < 0).all()) else ticket)
+
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        ticket = to_tensor(X["ticket"], device=y_pred.device).reshape(-1)
+        """Sum over tickets of each ticket's (sample-weighted) mean loss."""
         y_true = to_tensor(y_true, device=y_pred.device)
+        weight = X.get("weight") if isinstance(X, dict) else None
+        if y_pred.ndim == 3:  # every ticket on every row: one loss column per ticket
+            ticket = torch.arange(y_pred.shape[1], device=y_pred.device)
+            ticket = ticket.repeat(len(y_pred))
+            y_true = y_true.repeat_interleave(y_pred.shape[1], 0)
+            weight = None if weight is None else weight.repeat_interleave(y_pred.shape[1])
+            y_pred = y_pred.reshape(-1, y_pred.shape[-1])
+        else:
+            ticket = to_tensor(X["ticket"], device=y_pred.device).reshape(-1)
         per_sample = self.task.per_sample_loss(y_pred, y_true, ticket)
         n_tickets = self.module_.n_tickets
+        mass = torch.ones_like(per_sample)
+        if weight is not None:
+            mass = to_tensor(weight, device=y_pred.device).to(per_sample.dtype)
+            per_sample = per_sample * mass
         totals = per_sample.new_zeros(n_tickets).index_add_(0, ticket, per_sample)
-        counts = per_sample.new_zeros(n_tickets).index_add_(0, ticket, torch.ones_like(per_sample))
+        counts = per_sample.new_zeros(n_tickets).index_add_(0, ticket, mass)
         present = counts > 0
         return (totals[present] / counts[present]).sum()
+
+    def predict(self, X):
+        """The task's decision on the raw outputs (class index, or values), e.g. for
+        skorch's ``EpochScoring`` on the held-out rows."""
+        return self.task.predict_outputs(self.predict_proba(X))
 
     def initialize_optimizer(self, *args, **kwargs):
         """skorch's optimizer set-up, with ``fused=True`` when the optimizer supports it.

@@ -25,7 +25,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from conftest import small_rtl
 from sklearn_rtl import MLP, RTLClassifier, RTLRegressor, _inference, find_prunable
-from sklearn_rtl._base import _split_validation
+from sklearn_rtl._fitdata import split_held_out
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,7 +64,8 @@ _CHILD = textwrap.dedent(
     if refit:
         est.fit(X, y)
     before = (id(getattr(est, "net_", None)), est.predict(X).tolist() if refit else None)
-    est.set_params(max_epochs=100000, callbacks=[Started()])
+    est.set_params(max_epochs=100000, max_prune_epochs=100000, n_iter_no_change=100000,
+                   callbacks=[Started()])
     try:
         est.fit(X, y)
         outcome = "returned"
@@ -126,9 +127,9 @@ def _rare_class_data(seed):
 @pytest.mark.parametrize("seed", range(20))
 def test_split_keeps_a_training_row_for_every_class(seed):
     X, y = _rare_class_data(seed)
-    _, _, y_fit, _, held_out = _split_validation(X, y, y, None, 0.3, seed, stratify=True)
-    assert set(y_fit.tolist()) == {0, 1, 2}
-    assert len(held_out[1]) > 0
+    train, held_out = split_held_out({"X": X, "y": y}, y, None, 0.3, seed, stratify=True)
+    assert set(train["y"].tolist()) == {0, 1, 2}
+    assert len(held_out["y"]) > 0
 
 
 @pytest.mark.parametrize(

@@ -78,7 +78,14 @@ def test_fitted_attributes_are_consistent(digits_models):
     assert curve[-1]["similarity"] == pytest.approx(clf.collapse_score_)
     stages = [row["stage"] for row in clf.net_.history]
     assert stages[0] == "prune_round_1" and stages[-1] == "retrain"
-    assert len(stages) == 5 * clf.max_epochs
+    # every stage ran until it stopped improving, within its cap, and the history says so
+    assert list(clf.n_iter_) == [f"prune_round_{r}" for r in range(1, 5)] + ["retrain"]
+    assert stages == [name for name, n in clf.n_iter_.items() for _ in range(n)]
+    assert all(
+        1 <= n <= clf.max_prune_epochs for name, n in clf.n_iter_.items() if name != "retrain"
+    )
+    assert 1 <= clf.n_iter_["retrain"] <= clf.max_epochs
+    assert len(clf.loss_curve_) == clf.n_iter_["retrain"]
 
 
 def test_independent_counts_every_ticket(digits_models):

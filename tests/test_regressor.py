@@ -76,7 +76,12 @@ def test_baselines_as_settings(regression_data):
             lr=1e-2,
             random_state=0,
         )
-    ]
+    ],
+    # mini-batch SGD: see tests/test_sklearn_checks.py
+    expected_failed_checks=lambda estimator: {
+        "check_sample_weight_equivalence_on_dense_data": "mini-batch SGD",
+        "check_sample_weight_equivalence_on_sparse_data": "mini-batch SGD",
+    },
 )
 def test_sklearn_estimator_checks(estimator, check, monkeypatch):
     # check_array_api_input skips itself unless SCIPY_ARRAY_API is set (as in

@@ -149,13 +149,6 @@ def test_non_numeric_dataframe(data):
         _clf().fit(frame, y)
 
 
-def test_sparse_X(data):
-    sparse = pytest.importorskip("scipy.sparse")
-    X, y = data
-    with pytest.raises(TypeError, match="Sparse data was passed.*dense data is required"):
-        _clf().fit(sparse.csr_matrix(X), y)
-
-
 # ------------------------------------------------------------------------------- y
 def test_one_class(data):
     X, _ = data

@@ -1,0 +1,148 @@
+"""Which rows every training step sees, and the held-out rows in chunks.
+
+* :class:`TicketBatchLoader`: the training batches of a stage, one mini-batch per ticket
+  per step (Alg. 2's balanced batches in tied stages, each ticket's own steps in untied
+  ones), drawn from the task's pools;
+* :class:`HeldOutBatches`: the held-out rows, in order, in chunks.
+
+``X`` is kept as flat rows, dense or scipy sparse: a batch is densified and reshaped to the
+network's input shape on its own, never the whole of ``X``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ._tasks import MulticlassTask
+
+__all__ = ["HeldOutBatches", "TicketBatchLoader", "dense_rows"]
+
+
+def dense_rows(X, index, input_shape=None) -> np.ndarray:
+    """Rows ``index`` of ``X`` (dense or sparse) as a dense array of
+    ``(len(index), *input_shape)`` (float32 unless ``X`` is of another float type)."""
+    rows = X[index]
+    if sp.issparse(rows):
+        rows = rows.toarray()
+    rows = np.asarray(rows)
+    if rows.dtype.kind != "f":
+        rows = rows.astype(np.float32)
+    return rows if input_shape is None else rows.reshape(len(rows), *input_shape)
+
+
+def _cycled(indices: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """Shuffled ``indices``, repeated (reshuffled each pass) to exactly ``length`` entries."""
+    passes = -(-length // len(indices))
+    return np.concatenate([rng.permutation(indices) for _ in range(passes)])[:length]
+
+
+class TicketBatchLoader:
+    """Iterates multi-ticket mini-batches over a skorch ``Dataset``.
+
+    Every batch holds ``batch_size`` samples of every ticket in it (or all of a smaller
+    ticket's samples). With ``cycle=True`` (joint retraining, Alg. 2's balanced dataset)
+    one epoch makes as many steps as the largest ticket needs to see all of its samples
+    once, and smaller tickets are cycled, so every ticket gets the same number of updates.
+    With ``cycle=False`` (ticket extraction, Alg. 1, and the independent baseline) every
+    ticket makes only its own ``ceil(n_k / batch_size)`` steps per epoch, as K separate
+    trainings would, and drops out of the later steps of the epoch.
+
+    The task says which rows ticket ``k`` draws from (``task.pools``): its own samples, or,
+    for one-vs-rest detectors, half positives (class ``k``, cycled) and half negatives.
+
+    Parameters
+    ----------
+    dataset : skorch.dataset.Dataset
+        ``X`` is a dict with ``"X"`` and ``"ticket"`` arrays, ``y`` the encoded targets.
+    batch_size : int
+        Samples per ticket per step.
+    task : task object, default=MulticlassTask()
+    rng : numpy.random.Generator, default=None
+        Source of shuffling; reused across epochs.
+    cycle : bool, default=True
+        Whether smaller tickets are cycled to the largest ticket's number of steps.
+    input_shape : tuple of int, default=None
+        Per-sample shape the network takes: ``X`` holds flat rows (dense or scipy
+        sparse), densified and reshaped one batch at a time. ``None`` keeps rows as they
+        are.
+    """
+
+    def __init__(self, dataset, batch_size, task=None, rng=None, cycle=True, input_shape=None):
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.task = task if task is not None else MulticlassTask()
+        self.cycle = bool(cycle)
+        self.rng = rng if rng is not None else np.random.default_rng()
+        self.X = dataset.X["X"]
+        self.ticket = np.asarray(dataset.X["ticket"])
+        self.weight = dataset.X.get("weight")
+        self.y = np.asarray(dataset.y)
+        self.input_shape = input_shape
+
+    def _plan(self):
+        """Per ticket: ``(ticket, index array of shape (n_steps_k, samples per step))``."""
+        tickets = np.unique(self.ticket)
+        pools = [self.task.pools(k, self.ticket, self.y, self.batch_size) for k in tickets]
+        own_steps = [-(-len(parts[0][0]) // parts[0][1]) for parts in pools]
+        longest = max(own_steps)
+        plan = []
+        for k, parts, steps in zip(tickets, pools, own_steps, strict=True):
+            n_steps = longest if self.cycle else steps
+            rows = [
+                _cycled(pool, n_steps * n, self.rng).reshape(n_steps, n)
+                for pool, per_step in parts
+                if (n := min(per_step, len(pool)))
+            ]
+            plan.append((k, np.concatenate(rows, axis=1)))
+        return plan
+
+    def __iter__(self):
+        plan = self._plan()
+        for step in range(max(len(steps) for _, steps in plan)):
+            active = [(k, steps[step]) for k, steps in plan if step < len(steps)]
+            index = np.concatenate([rows for _, rows in active])
+            # A sample's ticket is the ticket whose batch it fills (under "ovr" the
+            # negatives of ticket k come from other classes but still train detector k).
+            ticket = np.concatenate([np.full(len(rows), k, dtype=np.int64) for k, rows in active])
+            batch = {
+                "X": dense_rows(self.X, index, self.input_shape),
+                "ticket": torch.as_tensor(ticket),
+            }
+            if self.weight is not None:
+                batch["weight"] = torch.as_tensor(self.weight[index])
+            yield batch, self.y[index]
+
+    def __len__(self):
+        return max(len(steps) for _, steps in self._plan())
+
+
+class HeldOutBatches:
+    """The rows of a held-out skorch ``Dataset`` in order, ``batch_size`` at a time.
+
+    Parameters
+    ----------
+    dataset : skorch.dataset.Dataset
+        ``X`` is a dict with ``"X"`` (flat rows, dense or sparse) and ``"ticket"``.
+    batch_size : int
+    input_shape : tuple of int, default=None
+    """
+
+    def __init__(self, dataset, batch_size, input_shape=None):
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.input_shape = input_shape
+
+    def __iter__(self):
+        X, y = self.dataset.X, np.asarray(self.dataset.y)
+        for start in range(0, len(y), self.batch_size):
+            index = np.arange(start, min(start + self.batch_size, len(y)))
+            batch = {"X": dense_rows(X["X"], index, self.input_shape)}
+            batch["ticket"] = torch.as_tensor(np.asarray(X["ticket"])[index])
+            if X.get("weight") is not None:
+                batch["weight"] = torch.as_tensor(X["weight"][index])
+            yield batch, y[index]
+
+    def __len__(self):
+        return -(-len(self.dataset.y) // self.batch_size)
