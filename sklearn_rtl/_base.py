@@ -143,7 +143,7 @@ class BaseRTL(BaseEstimator):
         routing="kmeans",
         n_clusters=4,
         sparsity=0.8,
-        n_prune_rounds=4,
+        n_prune_rounds=2,
         sparsity_ceiling=0.99,
         validation_fraction=None,
         max_epochs=200,

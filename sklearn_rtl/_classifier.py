@@ -81,7 +81,7 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
         Pruning stops early once two consecutive rounds score that low. The label-free
         similarity rule is *not* used for this: it was not reliable on our data
         (``docs/paper-reproduction.md``).
-    n_prune_rounds : int, default=4
+    n_prune_rounds : int, default=2
         Pruning rounds of ticket extraction (with ``sparsity="auto"``, the rounds up to
         ``sparsity_ceiling``: more rounds give a finer choice).
     sparsity_ceiling : float in (0, 1), default=0.99

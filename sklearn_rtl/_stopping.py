@@ -3,8 +3,10 @@
 Every pruning round and the final retraining trains "until it stops improving", with
 scikit-learn's ``MLPClassifier`` parameter names and meanings:
 
-* by default the monitored value is the training loss: a stage ends once it has improved
-  by less than ``tol`` for ``n_iter_no_change`` consecutive epochs, or at ``max_epochs``;
+* by default the monitored value is the training loss per ticket (the summed loss over the
+  number of tickets, on the scale of MLPClassifier's loss): a stage ends once it has
+  improved by less than ``tol`` for ``n_iter_no_change`` consecutive epochs, or at
+  ``max_epochs``;
 * with ``early_stopping=True`` it is the held-out score (balanced accuracy, or R^2), recorded
   every epoch by :class:`HeldOutScore`; the stage ends once the score has not improved by
   ``tol`` for ``n_iter_no_change`` epochs, and the weights of its best epoch are restored.
@@ -68,7 +70,9 @@ class StageStopping(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         value = net.history[-1, self.monitor]
-        loss = value if self.monitor.endswith("loss") else -value
+        # the training loss sums every ticket's mean loss: per ticket, it is on the scale
+        # of MLPClassifier's loss, which tol is meant for
+        loss = value / net.module_.n_tickets if self.monitor.endswith("loss") else -value
         # MLPClassifier._update_no_improvement_count: no improvement unless the value beats
         # the best by more than tol; the best is updated whenever it is beaten at all
         self.misses_ = self.misses_ + 1 if loss > self.best_ - self.tol else 0

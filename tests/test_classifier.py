@@ -31,12 +31,11 @@ def blobs():
 @pytest.fixture(scope="module")
 def digits_models(digits_split):
     X_train, X_test, y_train, y_test = digits_split
+    common = dict(sparsity=0.8, n_prune_rounds=4, max_epochs=30, random_state=0)
     models = {
-        "kmeans": RTLClassifier(routing="kmeans", n_clusters=4, sparsity=0.8, random_state=0),
-        "label": RTLClassifier(routing="label", sparsity=0.8, random_state=0),
-        "independent": RTLClassifier(
-            routing="kmeans", n_clusters=4, sparsity=0.8, share_weights=False, random_state=0
-        ),
+        "kmeans": RTLClassifier(routing="kmeans", n_clusters=4, **common),
+        "label": RTLClassifier(routing="label", **common),
+        "independent": RTLClassifier(routing="kmeans", n_clusters=4, share_weights=False, **common),
     }
     return {name: model.fit(X_train, y_train) for name, model in models.items()}
 
