@@ -134,7 +134,8 @@ def run_benchmark(name, X, y, groups, estimator_class, base, sparsity, score, se
         single = settings["single, same per-ticket sparsity"]
         X_single = np.hstack([split[0], one_hot(split[4])])
         equal = dict(
-            single, sparsity=equal_weights_sparsity(estimator_class, single, X_single, split[2], target)
+            single,
+            sparsity=equal_weights_sparsity(estimator_class, single, X_single, split[2], target),
         )
         _, result = fit_score(estimator_class, equal, split, score)
         rows.append(dict(result, benchmark=name, model="single, same total weights", seed=seed))
@@ -170,15 +171,26 @@ def run_inr(base, sparsity, seeds, height, log):
             params = dict(base, random_state=seed)
             for model_name, settings in variants(params, sparsity).items():
                 model, result = fit_score(RTLRegressor, settings, split, lambda a, b: psnr(a, b))
-                rows.append(dict(result, benchmark=f"INR {image_name}", model=model_name, seed=seed))
+                rows.append(
+                    dict(result, benchmark=f"INR {image_name}", model=model_name, seed=seed)
+                )
                 log(rows[-1])
                 if model_name == "RTL (groups)":
                     target = model.n_params_
             single = variants(params, sparsity)["single, same per-ticket sparsity"]
             X_single = np.hstack([X, one_hot(regions)])
-            equal = dict(single, sparsity=equal_weights_sparsity(RTLRegressor, single, X_single, y, target))
+            equal = dict(
+                single, sparsity=equal_weights_sparsity(RTLRegressor, single, X_single, y, target)
+            )
             _, result = fit_score(RTLRegressor, equal, split, lambda a, b: psnr(a, b))
-            rows.append(dict(result, benchmark=f"INR {image_name}", model="single, same total weights", seed=seed))
+            rows.append(
+                dict(
+                    result,
+                    benchmark=f"INR {image_name}",
+                    model="single, same total weights",
+                    seed=seed,
+                )
+            )
             log(rows[-1])
     return rows
 
@@ -189,7 +201,12 @@ def summarize(rows):
     lines = []
     for bench in dict.fromkeys(r["benchmark"] for r in rows):
         sub = [r for r in rows if r["benchmark"] == bench]
-        lines += [f"### {bench}", "", "| model | score | weights | fit s | ARI |", "|---|---|---|---|---|"]
+        lines += [
+            f"### {bench}",
+            "",
+            "| model | score | weights | fit s | ARI |",
+            "|---|---|---|---|---|",
+        ]
         stats = {}
         for model in dict.fromkeys(r["model"] for r in sub):
             m = [r for r in sub if r["model"] == model]
@@ -224,6 +241,41 @@ def verdict(stats):
     )
 
 
+def plot(rows, path):
+    """Score against weights stored, one panel per benchmark, one marker per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    benches = list(dict.fromkeys(r["benchmark"] for r in rows))
+    columns = 4
+    fig, axes = plt.subplots(
+        -(-len(benches) // columns), columns, figsize=(16, 3.4 * -(-len(benches) // columns))
+    )
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    markers = dict(zip(models, "osD^vPX*", strict=False))
+    for ax, bench in zip(np.ravel(axes), benches, strict=False):
+        for model in models:
+            m = [r for r in rows if r["benchmark"] == bench and r["model"] == model]
+            if m:
+                score = [r["score"] for r in m]
+                ax.errorbar(np.mean([r["n_params"] for r in m]), np.mean(score), yerr=np.std(score),
+                            marker=markers[model], linestyle="none", capsize=3, label=model)  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_title(bench, fontsize=9)
+        ax.set_xlabel("weights stored", fontsize=8)
+    for ax in np.ravel(axes)[len(benches) :]:
+        ax.axis("off")
+    handles = {}
+    for ax in np.ravel(axes):
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=7, fontsize=8)
+    fig.savefig(path, dpi=90)
+
+
 def main(argv=None):
     import torch
 
@@ -231,7 +283,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (seconds)")
     parser.add_argument("--only", nargs="*", default=None, help="benchmarks to run")
+    parser.add_argument("--report", action="store_true", help="tables and figure from the jsonl")
     args = parser.parse_args(argv)
+    if args.report:
+        rows = [json.loads(line) for line in (RESULTS / "heterogeneous.jsonl").open()]
+        (RESULTS / "heterogeneous.md").write_text(summarize(rows) + "\n")
+        plot(rows, Path(__file__).resolve().parents[1] / "docs" / "figures" / "heterogeneous.png")
+        return rows
     seeds = [0] if args.quick else [0, 1, 2]
     out = RESULTS / ("heterogeneous_quick.jsonl" if args.quick else "heterogeneous.jsonl")
     out.parent.mkdir(exist_ok=True)
@@ -255,12 +313,34 @@ def main(argv=None):
             if args.quick:
                 X, y, g = X[::10], y[::10], g[::10]
             for sparsity in (0.5, 0.8):
-                rows += run_benchmark(f"wine {task}, sparsity {sparsity}", X, y, g, cls, base, sparsity, score, seeds, log)
+                rows += run_benchmark(
+                    f"wine {task}, sparsity {sparsity}",
+                    X,
+                    y,
+                    g,
+                    cls,
+                    base,
+                    sparsity,
+                    score,
+                    seeds,
+                    log,
+                )
     if "fashion" in wanted:
         base = dict(mlp, hidden_layer_sizes=(256, 128), batch_size=128)
         for kind in ("permuted", "rotated"):
             X, y, g = fashion_environments(kind, 400 if args.quick else 4000)
-            rows += run_benchmark(f"Fashion-MNIST {kind}, sparsity 0.9", X, y, g, RTLClassifier, base, 0.9, balanced_accuracy_score, seeds, log)
+            rows += run_benchmark(
+                f"Fashion-MNIST {kind}, sparsity 0.9",
+                X,
+                y,
+                g,
+                RTLClassifier,
+                base,
+                0.9,
+                balanced_accuracy_score,
+                seeds,
+                log,
+            )
     if "inr" in wanted:
         base = dict(mlp, hidden_layer_sizes=(128, 128, 128, 128), batch_size=256)
         rows += run_inr(base, 0.75, seeds, 16 if args.quick else 96, log)
