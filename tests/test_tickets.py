@@ -139,3 +139,44 @@ def test_prune_by_magnitude_default_scope_is_per_layer_and_rejects_others():
     assert default["a"].int().tolist() == [[0, 0, 1, 1]] and default["b"].int().tolist() == [[0, 1]]
     with pytest.raises(ValueError, match=r"^scope must be 'layer' or 'global', got 'x'\.$"):
         prune_by_magnitude(weights, masks, density=0.5, scope="x")
+
+
+# ------------------------------------------------- tests added from mutation testing
+def test_global_pruning_of_weights_below_one():
+    # magnitudes below 1 (the usual case): the count of survivors must not depend on them
+    weights = {"a": torch.tensor([[0.1, 0.2, 0.3]]), "b": torch.tensor([[0.4, 0.5, 0.6]])}
+    tickets = TicketSet.full({"a": (3,), "b": (3,)}, n_tickets=1)
+    pruned = tickets.prune(weights, density=0.5, scope="global")
+    assert pruned.masks["a"].int().tolist() == [[0, 0, 0]]
+    assert pruned.masks["b"].int().tolist() == [[1, 1, 1]]
+
+
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_a_higher_density_never_revives_pruned_weights(scope):
+    weights = {"a": torch.tensor([[9.0, 0.1, 0.2, 0.3]])}
+    tickets = TicketSet({"a": torch.tensor([[False, True, True, True]])})
+    assert tickets.prune(weights, density=1.0, scope=scope).masks["a"].int().tolist() == [
+        [0, 1, 1, 1]
+    ]
+
+
+def test_one_ticket_set_counts_and_records():
+    one = TicketSet({"a": torch.tensor([[True, False, True, True]])})
+    assert one.n_prunable == 4 and one.density == 0.75
+    record = one.round_record(1)
+    assert sorted(record) == [
+        "layer_similarity",
+        "random_similarity",
+        "round",
+        "similarity",
+        "sparsity",
+        "ticket_similarity",
+        "ticket_sparsity",
+    ]
+    np.testing.assert_allclose(record["ticket_sparsity"], [0.25])
+
+
+def test_equality_and_repr(two_tickets):
+    assert (two_tickets == "not a ticket set") is False
+    assert two_tickets != TicketSet({"other": torch.ones(2, 3, dtype=torch.bool)})
+    assert repr(two_tickets) == "TicketSet(n_tickets=2, layers=2, density=0.5833)"
