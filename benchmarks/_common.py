@@ -89,3 +89,43 @@ def machine() -> str:
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), skorch {skorch.__version__}, "
         f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, Python {platform.python_version()}"
     )
+
+
+def rss_mb() -> float:
+    """Resident memory of this process in MiB (Linux ``/proc``), NaN elsewhere."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def peak_rss_growth(fn, *args, **kwargs):
+    """``(result, peak RSS growth in MiB, seconds)`` of ``fn(*args, **kwargs)``, the RSS
+    sampled every 2 ms by a thread (tracemalloc misses torch's allocations)."""
+    import gc
+    import threading
+
+    gc.collect()
+    base = rss_mb()
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_mb())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    start = time.perf_counter()
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        seconds = time.perf_counter() - start
+        done.set()
+        sampler.join()
+    return result, max(peak[0], rss_mb()) - base, seconds

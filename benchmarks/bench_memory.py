@@ -14,17 +14,14 @@ the data, so it cannot see the fit's own peak).
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import pickle
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_fashion_mnist, machine  # noqa: E402
+from _common import load_fashion_mnist, machine, peak_rss_growth  # noqa: E402
 from _impl import set_threads  # noqa: E402
 
 from sklearn_rtl import RTLClassifier  # noqa: E402
@@ -45,34 +42,12 @@ def _data(quick):
     return load_fashion_mnist(n_samples=1000 if quick else 10000, seed=0)
 
 
-def _rss_mb():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def child(config, quick):
     set_threads(1)
     X, y = _data(quick)
-    gc.collect()
-    base = _rss_mb()
-    peak = [base]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss_mb())
-            time.sleep(0.002)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    RTLClassifier(**config, **_params(quick)).fit(X, y)
-    done.set()
-    sampler.join()
-    peak[0] = max(peak[0], _rss_mb())
-    print(json.dumps({"base_mb": base, "growth_mb": peak[0] - base}))
+    model = RTLClassifier(**config, **_params(quick))
+    _, growth, _ = peak_rss_growth(model.fit, X, y)
+    print(json.dumps({"growth_mb": growth}))
 
 
 def pickled_sizes(clf):

@@ -13,18 +13,15 @@ float32 shows as about 598 MiB (627 MB), one in float64 as about 1196 MiB.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine  # noqa: E402
+from _common import machine, peak_rss_growth  # noqa: E402
 from _impl import set_threads  # noqa: E402
 
 from sklearn_rtl import RTLClassifier  # noqa: E402
@@ -35,14 +32,6 @@ CONFIGS = {
     "label, 10 tickets": {"routing": "label"},
     "groups, 4 groups": {"routing": "groups"},
 }
-
-
-def _rss_mb():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _fitted(config):
@@ -63,25 +52,8 @@ def child(name, n_rows):
     clf = _fitted(CONFIGS[name])
     X = np.random.default_rng(1).normal(size=(n_rows, N_FEATURES)).astype(np.float32)
     groups = np.random.default_rng(2).integers(0, 4, size=n_rows)
-    gc.collect()
-    base = _rss_mb()
-    peak = [base]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss_mb())
-            time.sleep(0.002)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    start = time.perf_counter()
-    clf.predict(X, groups=groups)
-    seconds = time.perf_counter() - start
-    done.set()
-    sampler.join()
-    peak[0] = max(peak[0], _rss_mb())
-    print(json.dumps({"growth_mb": peak[0] - base, "x_mb": X.nbytes / 2**20, "s": seconds}))
+    _, growth, seconds = peak_rss_growth(clf.predict, X, groups=groups)
+    print(json.dumps({"growth_mb": growth, "x_mb": X.nbytes / 2**20, "s": seconds}))
 
 
 def main():
