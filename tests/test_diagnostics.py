@@ -47,3 +47,14 @@ def test_random_mask_jaccard_matches_simulation():
     a, b = rng.random((2, 200_000)) < density
     assert jaccard(a, b) == pytest.approx(random_mask_jaccard(density), abs=0.005)
     np.testing.assert_allclose(random_mask_jaccard(np.array([0.5, 1.0])), [1 / 3, 1.0])
+
+
+# ------------------------------------------------- tests added from mutation testing
+def test_similarity_of_empty_and_single_weight_masks():
+    from sklearn_rtl import similarity_matrix, ticket_similarity
+
+    # two empty masks are identical (Jaccard 1 by convention, as jaccard() says)
+    np.testing.assert_array_equal(similarity_matrix([[0, 0], [0, 0]]), np.ones((2, 2)))
+    # a union of one weight that only one ticket keeps: Jaccard 0
+    assert similarity_matrix([[1, 0], [0, 0]])[0, 1] == 0.0
+    assert ticket_similarity([[1.0]]).tolist() == [1.0]
