@@ -45,7 +45,10 @@ def _clf(**params):
 # ------------------------------------------------------------------- 1. Ctrl-C
 _CHILD = textwrap.dedent(
     """
-    import json, sys
+    import json, signal, sys
+    # Ctrl-C as in an interactive interpreter, also where the test runner was started with
+    # SIGINT ignored (in the background, under nohup), which the child would inherit
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import numpy as np
     from skorch.callbacks import Callback
     from sklearn_rtl import RTLClassifier
