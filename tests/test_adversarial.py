@@ -61,8 +61,8 @@ _CHILD = textwrap.dedent(
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 4)).astype(np.float32)
     y = (X[:, 0] > 0).astype(int)
-    # a throwaway fit first: torch imports parts of itself lazily at the first optimizer
-    # step, which in a fresh environment (no .pyc yet) can take longer than the test waits
+    # a throwaway fit first, so that the interrupt lands in training, not in torch's
+    # first-time set-up (lazy imports at the first optimizer step)
     RTLClassifier(hidden_layer_sizes=(8,), n_prune_rounds=1, max_epochs=1, n_clusters=2,
                   random_state=0).fit(X, y)
     est = RTLClassifier(hidden_layer_sizes=(8,), n_prune_rounds=1, max_epochs=1,
