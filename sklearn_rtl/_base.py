@@ -362,13 +362,10 @@ class BaseRTL(BaseEstimator):
 
     @staticmethod
     def _finished(trainer, rounds, scores):
+        """Every fitted diagnostic; the weights' finiteness was checked after every stage
+        (``TicketNet._check_finite``)."""
         network = trainer.module_
         network.eval()
-        if not all(bool(torch.isfinite(w).all()) for w in network.get_weights().values()):
-            raise ValueError(
-                "Training produced non-finite weights (NaN or inf): X probably holds very "
-                "large values. Scale it first (e.g. StandardScaler) or lower lr."
-            )
         out = _fitted_diagnostics(network, rounds, scores)
         out.update(_training_diagnostics(trainer, out["collapse_curve_"]))
         return out
@@ -624,10 +621,6 @@ class BaseRTL(BaseEstimator):
         if sp.issparse(X):
             return X.tocsr()  # rows are densified one chunk at a time
         return X.reshape(len(X), -1)  # flat rows; the network reshapes them to input_shape_
-
-    def _to_network(self, X):
-        """Flat rows reshaped to what the network takes: ``(n_samples, *input_shape_)``."""
-        return X.reshape(len(X), *self.input_shape_)
 
     def _check_sample_shape(self, shape):
         if tuple(shape) != self._X_sample_shape:

@@ -46,6 +46,16 @@ def _start(trainer):
     return rewind_point(trainer, X, Y, epochs=0)
 
 
+def _extracted_once():
+    """A fresh trainer after one pruning round to density 0.5: ``(trainer, start, rounds)``."""
+    trainer = _trainer()
+    start = _start(trainer)
+    rounds, _ = extract_tickets(
+        trainer, X, Y, start=start, tickets=trainer.module_.tickets, schedule=[0.5], epochs=1
+    )
+    return trainer, start, rounds
+
+
 def test_rewind_point_zero_is_theta0():
     trainer = _trainer()
     assert torch.equal(_start(trainer)["weight"], THETA0)
@@ -68,11 +78,7 @@ def test_extraction_round_trains_each_ticket_alone_and_prunes_by_magnitude():
 
 
 def test_joint_retraining_sums_masked_updates_into_one_theta():
-    trainer = _trainer()
-    start = _start(trainer)
-    rounds, _ = extract_tickets(
-        trainer, X, Y, start=start, tickets=trainer.module_.tickets, schedule=[0.5], epochs=1
-    )
+    trainer, start, rounds = _extracted_once()
     retrain_jointly(trainer, X, Y, tickets=rounds[1], start=start, epochs=1, shared=True)
     weights = trainer.module_.get_weights()["weight"]
     assert weights.shape == (1, 1, 2)  # one shared theta
@@ -81,11 +87,7 @@ def test_joint_retraining_sums_masked_updates_into_one_theta():
 
 
 def test_independent_retraining_keeps_copies_apart_and_theta0_outside_masks():
-    trainer = _trainer()
-    start = _start(trainer)
-    rounds, _ = extract_tickets(
-        trainer, X, Y, start=start, tickets=trainer.module_.tickets, schedule=[0.5], epochs=1
-    )
+    trainer, start, rounds = _extracted_once()
     retrain_jointly(trainer, X, Y, tickets=rounds[1], start=start, epochs=1, shared=False)
     weights = trainer.module_.get_weights()["weight"]
     assert weights.shape == (2, 1, 2)
