@@ -23,13 +23,15 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
 
     1. **Ticket extraction** (paper Alg. 1). The router splits the training data into
        ``n_tickets_`` subsets. From one shared random initialization ``theta0`` every ticket
-       runs iterative magnitude pruning on its own samples: train for ``max_epochs``, remove
+       runs iterative magnitude pruning on its own samples: train (at most
+       ``max_prune_epochs``, until it stops improving), remove
        the lowest-magnitude surviving weights, rewind the survivors to ``theta0``; after
        ``n_prune_rounds`` rounds (a geometric schedule) every ticket keeps exactly
        ``1 - sparsity`` of the prunable weights. The K runs train together, batched, each
        with its own weight copy and its own number of steps.
     2. **Joint retraining** (paper Alg. 2). One shared weight tensor, rewound to ``theta0``,
-       is trained for ``max_epochs`` with every sample going through its own ticket's mask.
+       is trained until it stops improving (at most ``max_epochs``) with every sample going
+       through its own ticket's mask.
        Every step holds one balanced mini-batch per ticket (smaller tickets cycle), each
        ticket keeps its own Adam moments, and a weight that no ticket keeps never moves.
 
