@@ -50,7 +50,9 @@ class TicketBatchLoader:
     trainings would, and drops out of the later steps of the epoch.
 
     The task says which rows ticket ``k`` draws from (``task.pools``): its own samples, or,
-    for one-vs-rest detectors, half positives (class ``k``, cycled) and half negatives.
+    for one-vs-rest detectors, half positives (class ``k``, cycled) and half negatives; and
+    how many steps make the ticket's own epoch (``task.epoch_steps``): a pass over its
+    samples, or for a detector as many samples as the training set holds.
 
     Parameters
     ----------
@@ -85,7 +87,9 @@ class TicketBatchLoader:
         """Per ticket: ``(ticket, index array of shape (n_steps_k, samples per step))``."""
         tickets = np.unique(self.ticket)
         pools = [self.task.pools(k, self.ticket, self.y, self.batch_size) for k in tickets]
-        own_steps = [-(-len(parts[0][0]) // parts[0][1]) for parts in pools]
+        own_steps = [
+            self.task.epoch_steps(parts, len(self.y), self.batch_size) for parts in pools
+        ]
         longest = max(own_steps)
         plan = []
         for k, parts, steps in zip(tickets, pools, own_steps, strict=True):

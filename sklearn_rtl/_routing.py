@@ -178,19 +178,52 @@ class KMeansRouter(EstimatorRouter):
 
     The scaler does not centre: KMeans does not change under a shift of all rows, and an
     uncentred scaler takes sparse ``X`` as it is, without densifying it.
+
+    A cluster of fewer than ``min_fraction`` times the average cluster size
+    (``n_samples / n_clusters``) gets no ticket of its own: each of its samples goes to
+    the ticket of its nearest remaining centroid, in fit and predict alike, so
+    ``n_tickets_`` can be smaller than ``n_clusters``. Such a cluster (a few outliers)
+    would otherwise train a subnetwork on a few dozen rows, cycled tens of times per
+    epoch by Alg. 2's balanced batches.
+
+    Parameters
+    ----------
+    n_clusters : int
+    random_state : int, RandomState instance or None
+    min_fraction : float, default=0.2
+        Smallest cluster that keeps its ticket, as a fraction of the average cluster.
     """
 
-    def __init__(self, n_clusters: int, random_state=None):
+    def __init__(self, n_clusters: int, random_state=None, min_fraction: float = 0.2):
         super().__init__(
             make_pipeline(
                 StandardScaler(with_mean=False),
                 KMeans(n_clusters=n_clusters, n_init="auto", random_state=random_state),
             )
         )
+        self.n_clusters = n_clusters
+        self.min_fraction = min_fraction
 
     @staticmethod
     def _weight_kwargs(sample_weight, parameters):
         return {} if sample_weight is None else {"kmeans__sample_weight": sample_weight}
+
+    def fit(self, X, y=None, groups=None, sample_weight=None):
+        self.estimator_ = clone(self.estimator)
+        with config_context(enable_metadata_routing=False):
+            self.estimator_.fit(X, **self._weight_kwargs(sample_weight, None))
+        labels = self.estimator_[-1].labels_
+        counts = np.bincount(labels, minlength=self.n_clusters)
+        kept = counts >= self.min_fraction * len(labels) / self.n_clusters
+        self.ticket_labels_ = np.flatnonzero(kept)
+        self.n_tickets_ = len(self.ticket_labels_)
+        return self.predict(X)
+
+    def predict(self, X, groups=None):
+        """The ticket of the nearest kept centroid (of every centroid, unless a cluster
+        was too small)."""
+        distances = self.estimator_.transform(X)
+        return np.argmin(distances[:, self.ticket_labels_], axis=1).astype(np.int64)
 
 
 class LabelRouter(Router):

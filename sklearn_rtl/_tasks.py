@@ -6,7 +6,8 @@ A task says everything that differs between them, so that no other module branch
 * ``router_targets(y, y_train)``: what the router is fitted on;
 * ``per_sample_loss(y_pred, y_true, ticket)``: one loss value per sample;
 * ``pools(k, ticket, y, batch_size)``: the rows ticket ``k`` draws its batches from, as
-  ``[(rows, per_step), ...]`` (the first pool sets the ticket's own number of steps);
+  ``[(rows, per_step), ...]``;
+* ``epoch_steps(pools, n_rows, batch_size)``: how many steps make one epoch of a ticket;
 * ``decision(model, X, groups)``: the scores a prediction is read from;
 * ``predict_outputs(outputs)``, ``held_out_tickets(router, X, groups)``: the same for the raw
   outputs of the trainer on held-out rows (its loss and ``EpochScoring``).
@@ -37,6 +38,11 @@ class MulticlassTask:
     def pools(self, k, ticket, y, batch_size):
         return [(np.flatnonzero(ticket == k), batch_size)]
 
+    def epoch_steps(self, pools, n_rows, batch_size):
+        """One pass over the ticket's own samples."""
+        rows, per_step = pools[0]
+        return -(-len(rows) // per_step)
+
     def decision(self, model, X, groups=None):
         """Logits of every sample's own ticket, shape ``(n_samples, n_outputs)``."""
         return model.outputs(X, model.route(X, groups))
@@ -54,7 +60,9 @@ class OneVsRestTask(MulticlassTask):
     """Ticket ``k`` is the one-vs-rest detector of class ``k`` (routing by label).
 
     Its batches are half positives (class ``k``, cycled) and half negatives from the other
-    classes; a prediction runs every detector and reads their log-sigmoid scores.
+    classes, and one epoch shows it as many samples as the training set holds (a pass
+    over the positives alone would give a small class a handful of steps per epoch, so a
+    cap in epochs would stop its detector nearly untrained); a prediction runs every detector and reads their log-sigmoid scores.
     """
 
     name = "ovr"
@@ -72,6 +80,11 @@ class OneVsRestTask(MulticlassTask):
     def pools(self, k, ticket, y, batch_size):
         half = max(1, batch_size // 2)
         return [(np.flatnonzero(y == k), half), (np.flatnonzero(y != k), half)]
+
+    def epoch_steps(self, pools, n_rows, batch_size):
+        """As many samples as the training set holds (half of them positives, cycled):
+        a detector's epoch is as long as a dense model's, whatever its class's size."""
+        return -(-n_rows // batch_size)
 
     def decision(self, model, X, groups=None):
         """``log(sigmoid(z_k))`` of every detector, shape ``(n_samples, n_tickets)``."""

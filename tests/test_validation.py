@@ -509,10 +509,32 @@ def test_kmeans_cluster_with_a_single_sample(data):
     X = X.copy()
     X[0] += 100.0  # an outlier: KMeans gives it a cluster of its own
     clf = _clf(routing="kmeans", n_clusters=2).fit(X, y)
-    counts = np.bincount(clf.route(X), minlength=2)
-    assert sorted(counts.tolist()) == [1, 39]
+    # the outlier's cluster (1 row, under 0.2 x the average of 20) gets no ticket of its
+    # own: it joins the one remaining ticket
+    clusters = np.argmin(clf.router_.estimator_.transform(X), axis=1)
+    assert sorted(np.bincount(clusters).tolist()) == [1, 39]
+    assert clf.n_tickets_ == 1
+    assert clf.route(X).tolist() == [0] * len(X)
     assert np.all(np.isfinite(clf.predict_proba(X)))
-    assert clf.ticket_sparsity_.shape == (2,)
+    assert clf.ticket_sparsity_.shape == (1,)
+
+
+def test_kmeans_router_merges_only_clusters_under_min_fraction():
+    from sklearn_rtl._routing import KMeansRouter
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    sizes = [60, 60, 12]  # average 44: 12 >= 0.2 * 44 keeps it, 0.3 * 44 = 13.2 does not
+    X = np.vstack([c + rng.normal(0, 0.5, (n, 2)) for c, n in zip(centres, sizes)])
+    kept = KMeansRouter(3, random_state=0, min_fraction=0.2)
+    assert sorted(np.bincount(kept.fit(X)).tolist()) == [12, 60, 60]
+    merged = KMeansRouter(3, random_state=0, min_fraction=0.3)
+    tickets = merged.fit(X)
+    assert merged.n_tickets_ == 2 and sorted(np.bincount(tickets).tolist()) == [60, 72]
+    # each merged row goes to its own nearest remaining centroid, in fit and predict
+    assert np.array_equal(merged.predict(X), tickets)
+    # predict takes float64 and float32 alike (KMeans alone rejects a dtype other than fit's)
+    assert np.array_equal(merged.predict(X.astype(np.float32)), tickets)
 
 
 def test_n_clusters_equal_to_n_samples(data):
