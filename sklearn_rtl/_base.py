@@ -138,7 +138,7 @@ class BaseRTL(BaseEstimator):
 
     def __init__(
         self,
-        hidden_layer_sizes=(256, 256),
+        hidden_layer_sizes=(128, 128),
         module=None,
         routing="kmeans",
         n_clusters=4,
@@ -147,7 +147,7 @@ class BaseRTL(BaseEstimator):
         sparsity_ceiling=0.99,
         validation_fraction=None,
         max_epochs=200,
-        max_prune_epochs=20,
+        max_prune_epochs=10,
         share_weights=True,
         lr=1e-3,
         batch_size="auto",

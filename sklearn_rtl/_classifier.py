@@ -39,9 +39,13 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=(256, 256)
+    hidden_layer_sizes : tuple of int, default=(128, 128)
         Hidden widths of the default MLP (ignored when ``module`` is given or ``X`` is
-        image-shaped).
+        image-shaped). Chosen by measurement on 14 tables (``docs/benchmarks.md``): a
+        (256, 256) network scores about as well but costs 6-20x MLPClassifier's fit time
+        on tables of 5,000+ rows; one hidden layer of 256 fits fastest but its pruned
+        first layer (80% of ``n_features x 256`` weights) starves low-dimensional tables
+        and label routing's detectors.
     module : torch.nn.Module class or instance, default=None
         A custom network mapping ``X`` (of shape ``(n_samples, *input_shape_)``, any
         number of dimensions) to logits of shape ``(n_samples, n_outputs)``, where
@@ -70,8 +74,10 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
           context such as the environment): cloned, fitted on ``(X, y)`` (``y`` only if its
           ``fit`` takes it) and used as the router; one ticket per distinct output.
     n_clusters : int, default=4
-        Number of KMeans tickets (``routing="kmeans"`` only). ``1`` is the single-ticket
-        IMP baseline.
+        Number of KMeans clusters (``routing="kmeans"`` only), one ticket each. ``1`` is
+        the single-ticket IMP baseline. A cluster of fewer than 0.2x the average cluster
+        size (a few outliers) gets no ticket: its samples join the nearest remaining
+        centroid's ticket, so ``n_tickets_`` can be smaller than ``n_clusters``.
     sparsity : float in [0, 1) or "auto", default=0.8
         Fraction of the prunable weights every ticket removes. ``"auto"`` holds out
         ``validation_fraction`` of the training rows (0.1 if that is ``None``), prunes on
@@ -104,11 +110,11 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
         Epoch cap of every stage (MLPClassifier's ``max_iter``); a stage ends earlier
         when it stops improving (``tol``, ``n_iter_no_change``). An epoch lets the largest
         ticket see each of its samples once.
-    max_prune_epochs : int, default=20
-        Epoch cap of every pruning round of ticket extraction (at most ``max_epochs``).
-        The rounds only need a magnitude ranking: on our tables 10-20 epochs ranked as
-        well as training every round to convergence, at a fraction of the time
-        (``docs/benchmarks.md``). ``max_prune_epochs=max_epochs`` is the paper's protocol.
+    max_prune_epochs : int, default=10
+        Epoch cap of every pruning round of ticket extraction (at most ``max_epochs``),
+        the paper's 10-epoch pruning phase. The rounds only need a magnitude ranking: on
+        our 14 tables 10 epochs scored as well as 20 (and 20 as well as training every
+        round to convergence), at a fraction of the time (``docs/benchmarks.md``). ``max_prune_epochs=max_epochs`` is the paper's protocol.
     tol : float, default=1e-4
         A stage has stopped improving once its monitored value (the training loss, or
         with ``early_stopping`` the held-out score) has not improved by more than ``tol``
@@ -204,7 +210,8 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Only when ``X`` has string column names.
     n_tickets_ : int
-        Number of tickets ``K``.
+        Number of tickets ``K`` (under KMeans routing, ``n_clusters`` less any cluster too
+        small for a ticket of its own).
     router_ : object
         The fitted router.
     masks_ : list of dict of str to ndarray of bool

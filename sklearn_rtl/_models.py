@@ -42,7 +42,7 @@ class MLP(nn.Module):
     torch.Size([5, 3])
     """
 
-    def __init__(self, n_features: int, hidden_layer_sizes=(256, 256), n_outputs: int = 2):
+    def __init__(self, n_features: int, hidden_layer_sizes=(128, 128), n_outputs: int = 2):
         super().__init__()
         sizes = [n_features, *hidden_layer_sizes]
         layers: list[nn.Module] = []
