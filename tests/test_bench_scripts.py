@@ -1,6 +1,7 @@
 """Smoke runs of the scripts behind docs/ tables: they run and write what they claim."""
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -49,3 +50,23 @@ def test_heterogeneous_benchmark_rows_and_verdicts(tmp_path, monkeypatch):
         assert abs(equal["n_params"] - rtl["n_params"]) <= 0.05 * rtl["n_params"]
     table = (tmp_path / "heterogeneous_quick.md").read_text()
     assert table.count("Verdict:") == 4 and np.isfinite([r["score"] for r in rows]).all()
+
+
+def test_bench_defaults_scores_candidates_and_lists_misses(tmp_path, monkeypatch):
+    bench = _load("benchmarks/bench_defaults.py", "bench_defaults")
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    candidate = "hidden_layer_sizes=(8,), max_epochs=2, max_prune_epochs=1"
+    bench.main(["--tables", "iris", "--candidates", candidate, "--jobs", "1"])
+    rows = [json.loads(line) for line in (tmp_path / "defaults.jsonl").read_text().splitlines()]
+    assert sorted(r["model"] for r in rows) == ["k4", "label", "mlp", "single"]
+    assert all(0 <= r["score"] <= 1 and r["sec"] > 0 and r["cfg"] == candidate for r in rows)
+    # render: a gap beyond the tolerance is a miss, one within it is not
+    made_up = [
+        {"table": "t", "model": "mlp", "cfg": "c", "score": 0.90, "sec": 1.0},
+        {"table": "t", "model": "k4", "cfg": "c", "score": 0.885, "sec": 3.0},
+        {"table": "t", "model": "single", "cfg": "c", "score": 0.895, "sec": 2.0},
+        {"table": "t", "model": "label", "cfg": "c", "score": 0.885, "sec": 4.0},
+    ]
+    text = "\n".join(bench.render(made_up))
+    assert "| t | 0.900, 1.0 s | -0.015, 3.0x | -0.005, 2.0x | -0.015, 4.0x |" in text
+    assert "Misses: t k4 -0.015" in text

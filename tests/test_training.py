@@ -34,17 +34,32 @@ def test_every_step_has_one_batch_per_ticket_and_small_tickets_cycle():
 
 
 def test_ovr_batches_are_half_positives_and_labelled_with_their_detector():
-    y = np.array([0] * 6 + [1] * 2 + [2] * 4)
+    y = np.array([0] * 6 + [1] * 2 + [2] * 12)
     loader = TicketBatchLoader(
         make_dataset(y, y), batch_size=4, task=OneVsRestTask(), rng=np.random.default_rng(0)
     )
     batches = list(loader)
-    assert len(batches) == 3  # ceil(6 positives / 2 per step)
+    # an epoch shows every detector as many samples as the training set holds:
+    # ceil(20 rows / 4 per step), not a pass over its own positives (1 step for class 1)
+    assert len(batches) == len(loader) == 5
     for Xi, yi in batches:
         for k in range(3):
             rows = Xi["ticket"].numpy() == k
             positives = (yi[rows] == k).sum()
             assert rows.sum() == 4 and positives == 2
+
+
+def test_ovr_detectors_make_equal_steps_without_cycling():
+    # ticket extraction (cycle=False): a small class's detector is not cut short
+    y = np.array([0] * 2 + [1] * 14)
+    loader = TicketBatchLoader(
+        make_dataset(y, y), batch_size=4, task=OneVsRestTask(), cycle=False,
+        rng=np.random.default_rng(0),
+    )  # fmt: skip
+    steps = np.zeros(2, dtype=int)
+    for Xi, _ in loader:
+        steps += np.bincount(Xi["ticket"].numpy(), minlength=2) > 0
+    assert steps.tolist() == [4, 4]
 
 
 def test_same_rng_seed_gives_same_batches():
