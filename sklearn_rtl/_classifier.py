@@ -114,7 +114,8 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
         Epoch cap of every pruning round of ticket extraction (at most ``max_epochs``),
         the paper's 10-epoch pruning phase. The rounds only need a magnitude ranking: on
         our 14 tables 10 epochs scored as well as 20 (and 20 as well as training every
-        round to convergence), at a fraction of the time (``docs/benchmarks.md``). ``max_prune_epochs=max_epochs`` is the paper's protocol.
+        round to convergence), at a fraction of the time (``docs/benchmarks.md``).
+        ``max_prune_epochs=max_epochs`` is the paper's protocol.
     tol : float, default=1e-4
         A stage has stopped improving once its monitored value (the training loss, or
         with ``early_stopping`` the held-out score) has not improved by more than ``tol``

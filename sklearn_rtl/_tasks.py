@@ -62,7 +62,8 @@ class OneVsRestTask(MulticlassTask):
     Its batches are half positives (class ``k``, cycled) and half negatives from the other
     classes, and one epoch shows it as many samples as the training set holds (a pass
     over the positives alone would give a small class a handful of steps per epoch, so a
-    cap in epochs would stop its detector nearly untrained); a prediction runs every detector and reads their log-sigmoid scores.
+    cap in epochs would stop its detector nearly untrained). A prediction runs every
+    detector and reads their log-sigmoid scores.
     """
 
     name = "ovr"

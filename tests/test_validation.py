@@ -525,7 +525,7 @@ def test_kmeans_router_merges_only_clusters_under_min_fraction():
     rng = np.random.default_rng(0)
     centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
     sizes = [60, 60, 12]  # average 44: 12 >= 0.2 * 44 keeps it, 0.3 * 44 = 13.2 does not
-    X = np.vstack([c + rng.normal(0, 0.5, (n, 2)) for c, n in zip(centres, sizes)])
+    X = np.vstack([c + rng.normal(0, 0.5, (n, 2)) for c, n in zip(centres, sizes, strict=True)])
     kept = KMeansRouter(3, random_state=0, min_fraction=0.2)
     assert sorted(np.bincount(kept.fit(X)).tolist()) == [12, 60, 60]
     merged = KMeansRouter(3, random_state=0, min_fraction=0.3)
