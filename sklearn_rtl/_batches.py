@@ -87,9 +87,7 @@ class TicketBatchLoader:
         """Per ticket: ``(ticket, index array of shape (n_steps_k, samples per step))``."""
         tickets = np.unique(self.ticket)
         pools = [self.task.pools(k, self.ticket, self.y, self.batch_size) for k in tickets]
-        own_steps = [
-            self.task.epoch_steps(parts, len(self.y), self.batch_size) for parts in pools
-        ]
+        own_steps = [self.task.epoch_steps(parts, len(self.y), self.batch_size) for parts in pools]
         longest = max(own_steps)
         plan = []
         for k, parts, steps in zip(tickets, pools, own_steps, strict=True):
