@@ -238,6 +238,7 @@ def network_getstate(network) -> dict:
     modules["masks"] = nn.Module()
     state["_modules"] = modules
     state.pop("_packed_masks", None)
+    state.pop("_union_cache", None)  # a per-step cache of the training masks
     meta["encoding"] = "zlib"
     state["_compact"] = (_deflate(arrays), meta)
     return state

@@ -376,10 +376,19 @@ class TicketNetwork(nn.Module):
             delta = param - old
             if mask is not None:
                 delta = torch.where(mask, delta, 0.0)
-                theta = torch.where(mask.any(0), old[0] + delta.sum(0), old[0])
+                theta = torch.where(self._union(key, mask), old[0] + delta.sum(0), old[0])
             else:
                 theta = old[0] + delta.sum(0)
             param.copy_(theta.unsqueeze(0).expand_as(param))
+
+    def _union(self, key: str, mask: torch.Tensor) -> torch.Tensor:
+        """``mask.any(0)``, recomputed only when the mask changed (its version counter
+        moves with every in-place write): one reduction per stage, not per step."""
+        cache = vars(self).setdefault("_union_cache", {})
+        hit = cache.get(key)
+        if hit is None or hit[0] is not mask or hit[1] != mask._version:
+            hit = cache[key] = (mask, mask._version, mask.any(0))
+        return hit[2]
 
     @torch.no_grad()
     def share(self) -> None:

@@ -177,3 +177,32 @@ def test_untied_update_leaves_absent_tickets_untouched_bitwise():
     for name in after:
         assert torch.equal(after[name][1], frozen[name])
     assert any(not torch.equal(after[n][0], moving[n]) for n in after)
+
+
+def test_tied_update_sees_masks_changed_between_steps():
+    # masked_update caches the union of the masks; a weight that no ticket kept must move
+    # once a new mask keeps it (the cache follows every write to the masks)
+    network = make_network(n_tickets=2)
+    network.set_weights({n: w[0] for n, w in network.get_weights().items()}, n_copies=2)
+    name = "layers.0.weight"
+
+    def step():
+        before = network.snapshot()
+        with torch.no_grad():
+            for param in network.weights.values():
+                param.add_(1.0)
+        network.masked_update(before, tied=True)
+        return before[name.replace(".", "__")][0, 0, 0], network.get_weights()[name][0, 0, 0]
+
+    masks = {n: torch.ones_like(m) for n, m in network.get_masks().items()}
+    masks[name][:, 0, 0] = False
+    network.set_masks(masks)
+    old, new = step()
+    assert new == old  # kept by no ticket: does not move
+    masks[name][:, 0, 0] = True
+    network.set_masks(masks)
+    old, new = step()
+    assert new == pytest.approx(float(old) + 2.0)  # kept by both tickets: both updates
+    network.get_masks()[name][:, 0, 0] = False  # written in place, not via set_masks
+    old, new = step()
+    assert new == old
