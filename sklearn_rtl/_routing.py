@@ -217,13 +217,27 @@ class KMeansRouter(EstimatorRouter):
         kept = counts >= self.min_fraction * len(labels) / self.n_clusters
         self.ticket_labels_ = np.flatnonzero(kept)
         self.n_tickets_ = len(self.ticket_labels_)
-        return self.predict(X)
+        return self._tickets(X, labels)
 
     def predict(self, X, groups=None):
-        """The ticket of the nearest kept centroid (of every centroid, unless a cluster
-        was too small)."""
-        distances = self.estimator_.transform(X)
-        return np.argmin(distances[:, self.ticket_labels_], axis=1).astype(np.int64)
+        """The ticket of every sample's cluster, or where its cluster was too small for a
+        ticket, of its nearest kept centroid."""
+        centres = self.estimator_[-1].cluster_centers_
+        X = X.astype(centres.dtype, copy=False) if hasattr(X, "astype") else X
+        return self._tickets(X, self.estimator_.predict(X))
+
+    def _tickets(self, X, labels):
+        # the fitted KMeans's own count: routers pickled before min_fraction existed
+        # lack n_clusters, and their ticket_labels_ (the clusters seen) mean the same
+        n_clusters = len(self.estimator_[-1].cluster_centers_)
+        ticket_of = np.full(n_clusters, -1, dtype=np.int64)
+        ticket_of[self.ticket_labels_] = np.arange(self.n_tickets_)
+        tickets = ticket_of[labels]
+        orphans = np.flatnonzero(tickets < 0)
+        if len(orphans):
+            distances = self.estimator_.transform(X[orphans])[:, self.ticket_labels_]
+            tickets[orphans] = np.argmin(distances, axis=1)
+        return tickets
 
 
 class LabelRouter(Router):

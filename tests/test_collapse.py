@@ -159,9 +159,13 @@ def test_validation_curve_records(monkeypatch):
 
 @pytest.fixture
 def experiments_path(monkeypatch):
+    # benchmarks/ has a _common too: whichever an earlier test imported must not be reused
+    names = ("_common", "collapse_curves", "table1")
+    for name in names:
+        sys.modules.pop(name, None)
     monkeypatch.syspath_prepend(str(EXPERIMENTS))
     yield
-    for name in ("_common", "collapse_curves", "table1"):
+    for name in names:
         sys.modules.pop(name, None)
 
 
