@@ -172,3 +172,85 @@ def test_fit_uses_fused_optimizer_unless_user_chooses(monkeypatch):
     seen.clear()
     RTLClassifier(optimizer_params={"foreach": False}, **kw).fit(X, y)
     assert seen and not any(seen)
+
+
+# ------------------------------------------------ when the fast path may (not) be taken
+def _sequential(*layers):
+    torch.manual_seed(0)
+    return nn.Sequential(*layers)
+
+
+def _names(module):
+    return [name for name, _ in module.named_parameters()]
+
+
+def test_plan_covers_a_plain_linear_stack_and_nothing_else():
+    only_linear = _sequential(nn.Linear(3, 2))
+    assert _linear_relu_plan(only_linear, _names(only_linear)) == [("linear", "0.weight", "0.bias")]
+    # a Tanh after the last Linear: every parameter is seen, yet the plan cannot run it
+    with_tanh = _sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2), nn.Tanh())
+    assert _linear_relu_plan(with_tanh, _names(with_tanh)) is None
+    network = TicketNetwork(with_tanh, 2, ["0.weight"])
+    X, ticket = torch.randn(6, 3), torch.tensor([0, 1, 0, 1, 1, 0])
+    fast, generic = _both(network, X, ticket)
+    torch.testing.assert_close(fast, generic)  # the Tanh is applied, not skipped
+
+
+@pytest.mark.parametrize("hook", ["forward", "relu_forward", "forward_pre", "full_backward"])
+def test_a_module_with_hooks_takes_the_generic_path(hook):
+    template = _sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    calls = []
+    if hook == "forward":
+        template[0].register_forward_hook(lambda m, i, out: out * 2.0)
+    elif hook == "relu_forward":  # a hooked module without parameters
+        template[1].register_forward_hook(lambda m, i, out: out - 1.0)
+    elif hook == "forward_pre":
+        template[0].register_forward_pre_hook(lambda m, i: (i[0] * 3.0,))
+    else:
+        template[0].register_full_backward_hook(lambda m, gi, go: calls.append(1))
+    network = TicketNetwork(template, 2, ["0.weight"])
+    assert network.plan_ is None
+    X, ticket = torch.randn(6, 3), torch.tensor([0, 1, 0, 1, 1, 0])
+    fast, generic = _both(network, X, ticket)
+    torch.testing.assert_close(fast, generic)
+    if hook == "full_backward":
+        network(X.requires_grad_(), ticket).sum().backward()
+        assert calls  # the user's hook ran
+
+
+def test_the_default_mlp_takes_the_batched_path(monkeypatch):
+    network = _network()
+    assert network.fast_path is True and network.plan_ is not None
+
+    def generic(*args, **kwargs):
+        raise AssertionError("the generic path ran for a plain MLP")
+
+    monkeypatch.setattr(network, "_forward_generic", generic)
+    X = torch.randn(6, 6)
+    assert network(X, torch.tensor([0, 0, 1, 1, 2, 2])).shape == (6, 4)
+    assert network(X, None).shape == (6, 3, 4)
+
+
+def test_two_tickets_with_their_own_weight_copies():
+    network = _network(n_tickets=2, n_copies=2)
+    X = torch.randn(4, 6)
+    fast, generic = _both(network, X, torch.tensor([0, 1, 1, 0]))
+    torch.testing.assert_close(fast, generic)
+    network.fast_path = False
+    expected = network.forward_ticket(X, 1)
+    network.fast_path = True
+    torch.testing.assert_close(network(X, torch.tensor([1, 1, 1, 1])), expected)
+    assert not torch.allclose(network.forward_ticket(X, 0), expected)  # copy 1, not copy 0
+
+
+def test_every_ticket_on_every_row_with_a_dense_first_layer():
+    # the first layer has one (shared, unmasked) copy and the tickets start differing after it
+    torch.manual_seed(0)
+    template = MLP(6, (8, 5), 4)
+    network = TicketNetwork(template, 3, ["layers.2.weight"])
+    masks = {"layers.2.weight": torch.rand(3, 5, 8) < 0.5}
+    network.set_masks(masks)
+    X = torch.randn(5, 6)
+    fast, generic = _both(network, X, None)
+    assert fast.shape == (5, 3, 4)
+    torch.testing.assert_close(fast, generic)
