@@ -42,7 +42,8 @@ lint: $(STAMP)
 MUTATION_DIR ?= /tmp/sklearn_rtl-mutation
 MUTATION_PATHS ?= sklearn_rtl/_tickets.py,sklearn_rtl/_diagnostics.py,sklearn_rtl/_network.py,sklearn_rtl/_training.py
 MUTATION_TESTS ?= tests/test_tickets.py tests/test_diagnostics.py tests/test_stages.py \
-	tests/test_faithful_extraction.py tests/test_network.py tests/test_training.py
+	tests/test_faithful_extraction.py tests/test_network.py tests/test_network_speedpaths.py \
+	tests/test_images.py tests/test_training.py
 
 mutation: $(STAMP)
 	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)

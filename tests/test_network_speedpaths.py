@@ -234,8 +234,9 @@ def test_the_default_mlp_takes_the_batched_path(monkeypatch):
 def test_two_tickets_with_their_own_weight_copies():
     network = _network(n_tickets=2, n_copies=2)
     X = torch.randn(4, 6)
-    fast, generic = _both(network, X, torch.tensor([0, 1, 1, 0]))
-    torch.testing.assert_close(fast, generic)
+    for ticket in ([0, 1, 1, 0], [0, 1, 1, 1]):  # balanced groups, then unequal ones
+        fast, generic = _both(network, X, torch.tensor(ticket))
+        torch.testing.assert_close(fast, generic)
     network.fast_path = False
     expected = network.forward_ticket(X, 1)
     network.fast_path = True
