@@ -42,7 +42,7 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
     hidden_layer_sizes : tuple of int, default=(128, 128)
         Hidden widths of the default MLP (ignored when ``module`` is given or ``X`` is
         image-shaped). Chosen by measurement on 14 tables (``docs/benchmarks.md``): a
-        (256, 256) network scores about as well but costs 6-20x MLPClassifier's fit time
+        (256, 256) network scores about as well but costs 4-20x MLPClassifier's fit time
         on tables of 5,000+ rows; one hidden layer of 256 fits fastest but its pruned
         first layer (80% of ``n_features x 256`` weights) starves low-dimensional tables
         and label routing's detectors.

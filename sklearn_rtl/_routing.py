@@ -23,6 +23,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.cluster import KMeans
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils import check_array
 from sklearn.utils._missing import is_pandas_na, is_scalar_nan
 
 __all__ = [
@@ -223,7 +224,8 @@ class KMeansRouter(EstimatorRouter):
         """The ticket of every sample's cluster, or where its cluster was too small for a
         ticket, of its nearest kept centroid."""
         centres = self.estimator_[-1].cluster_centers_
-        X = X.astype(centres.dtype, copy=False) if hasattr(X, "astype") else X
+        # KMeans's own predict rejects rows of another float type than its centres
+        X = check_array(X, accept_sparse=("csr", "csc"), dtype=centres.dtype)
         return self._tickets(X, self.estimator_.predict(X))
 
     def _tickets(self, X, labels):
