@@ -132,7 +132,8 @@ class EstimatorRouter(Router):
     def __init__(self, estimator):
         self.estimator = estimator
 
-    def fit(self, X, y=None, groups=None, sample_weight=None):
+    def _fit_estimator(self, X, y, sample_weight):
+        """Fit a clone of the estimator as ``estimator_``."""
         self.estimator_ = clone(self.estimator, safe=False)
         parameters = inspect.signature(self.estimator_.fit).parameters
         args = (X, y) if "y" in parameters else (X,)
@@ -140,6 +141,9 @@ class EstimatorRouter(Router):
         # the weights go straight to the router's own fit, whatever the global routing
         with config_context(enable_metadata_routing=False):
             self.estimator_.fit(*args, **kwargs)
+
+    def fit(self, X, y=None, groups=None, sample_weight=None):
+        self._fit_estimator(X, y, sample_weight)
         labels = self._raw_predict(X)
         self.ticket_labels_, tickets = distinct_values(
             labels, f"The output of the router (routing={self.estimator!r})"
@@ -202,7 +206,6 @@ class KMeansRouter(EstimatorRouter):
                 KMeans(n_clusters=n_clusters, n_init="auto", random_state=random_state),
             )
         )
-        self.n_clusters = n_clusters
         self.min_fraction = min_fraction
 
     @staticmethod
@@ -210,12 +213,11 @@ class KMeansRouter(EstimatorRouter):
         return {} if sample_weight is None else {"kmeans__sample_weight": sample_weight}
 
     def fit(self, X, y=None, groups=None, sample_weight=None):
-        self.estimator_ = clone(self.estimator)
-        with config_context(enable_metadata_routing=False):
-            self.estimator_.fit(X, **self._weight_kwargs(sample_weight, None))
+        self._fit_estimator(X, None, sample_weight)
         labels = self.estimator_[-1].labels_
-        counts = np.bincount(labels, minlength=self.n_clusters)
-        kept = counts >= self.min_fraction * len(labels) / self.n_clusters
+        n_clusters = len(self.estimator_[-1].cluster_centers_)
+        counts = np.bincount(labels, minlength=n_clusters)
+        kept = counts >= self.min_fraction * len(labels) / n_clusters
         self.ticket_labels_ = np.flatnonzero(kept)
         self.n_tickets_ = len(self.ticket_labels_)
         return self._tickets(X, labels)
@@ -229,8 +231,8 @@ class KMeansRouter(EstimatorRouter):
         return self._tickets(X, self.estimator_.predict(X))
 
     def _tickets(self, X, labels):
-        # the fitted KMeans's own count: routers pickled before min_fraction existed
-        # lack n_clusters, and their ticket_labels_ (the clusters seen) mean the same
+        # routers pickled before min_fraction existed have ticket_labels_ of the same
+        # meaning (the clusters seen in fit)
         n_clusters = len(self.estimator_[-1].cluster_centers_)
         ticket_of = np.full(n_clusters, -1, dtype=np.int64)
         ticket_of[self.ticket_labels_] = np.arange(self.n_tickets_)
