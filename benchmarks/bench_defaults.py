@@ -116,6 +116,7 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--render", metavar="JSONL", help="only write the markdown of a run")
     parser.add_argument("--note", default="", help="with --render: where the run was made")
+    parser.add_argument("--out", default=None, help="results file (default results/defaults.jsonl)")
     args = parser.parse_args(argv)
     if args.worker:
         return worker(*args.worker)
@@ -123,7 +124,7 @@ def main(argv=None):
     from _common import machine
     from bench_quality import ALSO_USED, NAMED
 
-    jsonl = Path(args.render) if args.render else RESULTS / "defaults.jsonl"
+    jsonl = Path(args.render or args.out or RESULTS / "defaults.jsonl")
     if not args.render:
         RESULTS.mkdir(exist_ok=True)
         jsonl.unlink(missing_ok=True)
@@ -133,7 +134,7 @@ def main(argv=None):
         header = [f"Rendered from {jsonl.name}. {args.note}".strip(), ""]
     rows = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
     lines = header + ["Gap in balanced accuracy to MLPClassifier(), fit time / its time.", ""]
-    (RESULTS / "defaults.md").write_text("\n".join(lines + render(rows)) + "\n")
+    jsonl.with_suffix(".md").write_text("\n".join(lines + render(rows)) + "\n")
     print("\n".join(render(rows)))
 
 
