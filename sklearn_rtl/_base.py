@@ -169,6 +169,7 @@ class BaseRTL(BaseEstimator):
         tol=1e-4,
         n_iter_no_change=10,
         early_stopping=False,
+        min_cluster_size=200,
     ):
         # every parameter stored untouched under its own name, as scikit-learn requires
         params = dict(locals())
@@ -234,7 +235,10 @@ class BaseRTL(BaseEstimator):
     def _fit(self, X, y, groups, sample_weight):
         """The fit as a script; returns every fitted attribute."""
         d = self._prepare(X, y, groups, sample_weight)
-        router = make_router(self.routing, self.n_clusters, d.router_seed, self.unknown_group)
+        router = make_router(
+            self.routing, self.n_clusters, d.router_seed, self.unknown_group,
+            self.min_cluster_size,
+        )  # fmt: skip
         targets = d.task.router_targets(d.y, d.y_train)
         ticket_ids = router.fit(d.X, targets, groups=d.groups, sample_weight=d.weight)
         data = {"X": d.X, "ticket": ticket_ids.astype(np.int64)}

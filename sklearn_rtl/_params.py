@@ -55,6 +55,7 @@ BASE_CONSTRAINTS = {
     "tol": [Interval(Real, 0, None, closed="left")],
     "n_iter_no_change": [_positive_int()],
     "early_stopping": ["boolean"],
+    "min_cluster_size": [_positive_int(0)],
 }
 
 

@@ -185,11 +185,12 @@ class KMeansRouter(EstimatorRouter):
     uncentred scaler takes sparse ``X`` as it is, without densifying it.
 
     A cluster of fewer than ``min_fraction`` times the average cluster size
-    (``n_samples / n_clusters``) gets no ticket of its own: each of its samples goes to
-    the ticket of its nearest remaining centroid, in fit and predict alike, so
-    ``n_tickets_`` can be smaller than ``n_clusters``. Such a cluster (a few outliers)
-    would otherwise train a subnetwork on a few dozen rows, cycled tens of times per
-    epoch by Alg. 2's balanced batches.
+    (``n_samples / n_clusters``), or of fewer than ``min_size`` samples, gets no ticket of
+    its own: each of its samples goes to the ticket of its nearest remaining centroid, in
+    fit and predict alike, so ``n_tickets_`` can be smaller than ``n_clusters``. Where no
+    cluster is that large, the largest one keeps the only ticket. Such a cluster (a few
+    outliers, or a quarter of a small table) would otherwise train a subnetwork on a few
+    dozen rows, cycled by Alg. 2's balanced batches.
 
     Parameters
     ----------
@@ -197,9 +198,13 @@ class KMeansRouter(EstimatorRouter):
     random_state : int, RandomState instance or None
     min_fraction : float, default=0.2
         Smallest cluster that keeps its ticket, as a fraction of the average cluster.
+    min_size : int, default=0
+        Smallest cluster that keeps its ticket, in (weighted) samples.
     """
 
-    def __init__(self, n_clusters: int, random_state=None, min_fraction: float = 0.2):
+    def __init__(
+        self, n_clusters: int, random_state=None, min_fraction: float = 0.2, min_size: int = 0
+    ):
         super().__init__(
             make_pipeline(
                 StandardScaler(with_mean=False),
@@ -207,6 +212,7 @@ class KMeansRouter(EstimatorRouter):
             )
         )
         self.min_fraction = min_fraction
+        self.min_size = min_size
 
     @staticmethod
     def _weight_kwargs(sample_weight, parameters):
@@ -217,7 +223,9 @@ class KMeansRouter(EstimatorRouter):
         labels = self.estimator_[-1].labels_
         n_clusters = len(self.estimator_[-1].cluster_centers_)
         counts = np.bincount(labels, minlength=n_clusters)
-        kept = counts >= self.min_fraction * len(labels) / n_clusters
+        smallest = max(self.min_fraction * len(labels) / n_clusters, self.min_size)
+        kept = counts >= smallest
+        kept[np.argmax(counts)] = True  # no cluster large enough: the largest takes all
         self.ticket_labels_ = np.flatnonzero(kept)
         self.n_tickets_ = len(self.ticket_labels_)
         return self._tickets(X, labels)
@@ -327,11 +335,11 @@ class GroupRouter(Router):
         return tickets.astype(np.int64)
 
 
-def make_router(routing, n_clusters, random_state, unknown_group="error"):
+def make_router(routing, n_clusters, random_state, unknown_group="error", min_cluster_size=0):
     """Build the router for a ``routing`` parameter value (validated by the caller)."""
     if isinstance(routing, str):
         if routing == "kmeans":
-            return KMeansRouter(n_clusters, random_state)
+            return KMeansRouter(n_clusters, random_state, min_size=min_cluster_size)
         if routing == "label":
             return LabelRouter()
         if routing == "groups":

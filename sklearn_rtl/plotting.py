@@ -202,7 +202,7 @@ def plot_layer_similarity(
     >>> from sklearn_rtl.plotting import plot_layer_similarity
     >>> X, y = load_digits(return_X_y=True)
     >>> clf = RTLClassifier(hidden_layer_sizes=(16, 16), n_clusters=2, n_prune_rounds=1,
-    ...                     max_epochs=1, random_state=0).fit(X[:300], y[:300])
+    ...                     max_epochs=1, random_state=0).fit(X, y)
     >>> fig = plot_layer_similarity(clf)
     >>> [ax.get_title() for ax in fig.axes[:3]]
     ['all prunable weights', 'layers.0.weight', 'layers.2.weight']
@@ -363,7 +363,7 @@ def plot_ticket_sparsity(estimator, *, ax=None, labels=None, show_target=True, s
     >>> from sklearn_rtl.plotting import plot_ticket_sparsity
     >>> X, y = load_digits(return_X_y=True)
     >>> clf = RTLClassifier(hidden_layer_sizes=(16,), n_clusters=3, sparsity=0.5,
-    ...                     n_prune_rounds=1, max_epochs=1, random_state=0).fit(X[:300], y[:300])
+    ...                     n_prune_rounds=1, max_epochs=1, random_state=0).fit(X, y)
     >>> ax = plot_ticket_sparsity(clf)
     >>> [float(round(bar.get_height(), 2)) for bar in ax.patches]
     [0.5, 0.5, 0.5]

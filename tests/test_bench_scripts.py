@@ -70,3 +70,30 @@ def test_bench_defaults_scores_candidates_and_lists_misses(tmp_path, monkeypatch
     text = "\n".join(bench.render(made_up))
     assert "| t | 0.900, 1.0 s | -0.015, 3.0x | -0.005, 2.0x | -0.015, 4.0x |" in text
     assert "Misses: t k4 -0.015" in text
+
+
+def test_bench_quality_splits_repeat_cv_and_seed_each_split_by_its_index():
+    bench = _load("benchmarks/bench_quality.py", "bench_quality")
+    small = np.repeat(["a", "b"], 50)
+    large = np.repeat(["a", "b"], bench.LARGE // 2)
+    # small class tables: k-fold CV repeated, every row tested once per repeat
+    tested = np.concatenate([test for _, test in bench.splits(small, 5, 3).split(small, small)])
+    assert len(tested) == 3 * len(small) and np.all(np.bincount(tested) == 3)
+    # large class tables: `folds` stratified 70/30 splits
+    sizes = [len(test) for _, test in bench.splits(large, 5, 3).split(large, large)]
+    assert sizes == [int(np.ceil(0.3 * len(large)))] * 5
+    # regression: plain (unstratified) repeated k-fold
+    values = np.linspace(0, 1, 40)
+    assert sum(1 for _ in bench.splits(values, 4, 2).split(values)) == 8
+    seeds = []
+
+    def make(seed):
+        seeds.append(seed)
+        from sklearn.dummy import DummyClassifier
+
+        return DummyClassifier(strategy="most_frequent")
+
+    X = np.arange(len(small), dtype=float)[:, None]
+    scores, seconds = bench.evaluate(make, X, small, 5, 2)
+    assert seeds == list(range(10)) and scores.shape == seconds.shape == (10,)
+    assert np.allclose(scores, 0.5)  # balanced accuracy of a constant prediction

@@ -83,7 +83,7 @@ def _jaccard(a, b):
 def test_fitted_collapse_attributes(monkeypatch):
     X, y = load_digits(return_X_y=True)
     params = dict(hidden_layer_sizes=(16,), n_clusters=2, sparsity=0.9, n_prune_rounds=3,
-                  max_epochs=1, random_state=0)  # fmt: skip
+                  max_epochs=1, random_state=0, min_cluster_size=0)  # fmt: skip
     clf = RTLClassifier(**params).fit(X[:300] / 16, y[:300])
     curve = clf.collapse_curve_
     # the last record describes the fitted masks: its Jaccard, computed by hand

@@ -30,6 +30,7 @@ def kmeans_model(data):
     return RTLClassifier(
         hidden_layer_sizes=(16, 8),
         n_clusters=3,
+        min_cluster_size=0,
         sparsity=0.75,
         n_prune_rounds=3,
         max_epochs=1,
@@ -208,6 +209,7 @@ def test_collapse_curve_of_a_fit_with_held_out_scores(data):
     clf = RTLClassifier(
         hidden_layer_sizes=(8,),
         n_clusters=2,
+        min_cluster_size=0,
         sparsity=0.75,
         n_prune_rounds=2,
         max_epochs=1,

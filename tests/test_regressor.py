@@ -71,6 +71,7 @@ def test_baselines_as_settings(regression_data):
         RTLRegressor(
             hidden_layer_sizes=(16,),
             n_clusters=2,
+            min_cluster_size=0,
             n_prune_rounds=1,
             max_epochs=20,
             lr=1e-2,
