@@ -18,7 +18,9 @@ from sklearn_rtl import RTLClassifier, SmallCNN, TicketBatchNormNetwork, TicketN
 from sklearn_rtl._models import network_input_shape
 from sklearn_rtl._prunable import resolve_prunable
 
-SMALL = dict(n_clusters=2, min_cluster_size=0, lr=5e-3, sparsity=0.5, module_params={"channels": (4, 8)})
+SMALL = dict(
+    n_clusters=2, min_cluster_size=0, lr=5e-3, sparsity=0.5, module_params={"channels": (4, 8)}
+)
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from conftest import small_rtl
 from sklearn.datasets import make_blobs
 
+from conftest import small_rtl
 from sklearn_rtl import RTLClassifier, RTLRegressor
 from sklearn_rtl._routing import KMeansRouter
 
