@@ -47,6 +47,7 @@ def run(args):
     X_test, y_test = load_fashion_mnist("test", args.n_test, seed=args.seed)
     X, X_test = X.reshape(-1, 1, 28, 28), X_test.reshape(-1, 1, 28, 28)
     common = dict(
+        min_cluster_size=0,  # K tickets whatever the cluster sizes
         module_params={"channels": tuple(args.channels)},
         sparsity=args.sparsity,
         n_prune_rounds=args.rounds,

@@ -52,7 +52,7 @@ def load(n_train, n_test, quick):
 
 def run(model_name, device, data, epochs):
     X, y, X_test, y_test, side = data
-    params = dict(n_clusters=4, sparsity=0.8, n_prune_rounds=2, max_epochs=epochs,
+    params = dict(n_clusters=4, min_cluster_size=0, sparsity=0.8, n_prune_rounds=2, max_epochs=epochs,
                   batch_size=128, random_state=0, device=device)  # fmt: skip
     if model_name == "CNN":
         X, X_test = X.reshape(-1, side, side), X_test.reshape(-1, side, side)

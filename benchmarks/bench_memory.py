@@ -45,7 +45,7 @@ def _data(quick):
 def child(config, quick):
     set_threads(1)
     X, y = _data(quick)
-    model = RTLClassifier(**config, **_params(quick))
+    model = RTLClassifier(**config, **_params(quick), min_cluster_size=0)
     _, growth, _ = peak_rss_growth(model.fit, X, y)
     print(json.dumps({"growth_mb": growth}))
 
@@ -88,7 +88,7 @@ def main():
     print("|---|---|---|---|---|---|")
     rows = {}
     for name, config in configs.items():
-        clf = RTLClassifier(**config, **_params(args.quick)).fit(X, y)
+        clf = RTLClassifier(**config, **_params(args.quick), min_cluster_size=0).fit(X, y)
         out = subprocess.run(
             [sys.executable, __file__, "--child", json.dumps(config)]
             + (["--quick"] if args.quick else []),

@@ -72,7 +72,12 @@ def main():
     X_test, _ = load_fashion_mnist("test", n_samples=1000 if quick else None)
     hidden = (64, 64) if quick else (256, 256)
     common = dict(
-        hidden_layer_sizes=hidden, n_prune_rounds=2, max_epochs=1, sparsity=0.9, random_state=0
+        min_cluster_size=0,  # K tickets whatever the cluster sizes
+        hidden_layer_sizes=hidden,
+        n_prune_rounds=2,
+        max_epochs=1,
+        sparsity=0.9,
+        random_state=0,
     )
     models = {
         "single ticket (K=1)": RTLClassifier(n_clusters=1, **common).fit(X, y),

@@ -41,7 +41,7 @@ def _fitted(config):
     groups = rng.integers(0, 4, size=len(X))
     clf = RTLClassifier(
         hidden_layer_sizes=(64, 64), n_prune_rounds=1, max_epochs=1, sparsity=0.9,
-        random_state=0, **config,
+        random_state=0, min_cluster_size=0, **config,
     )  # fmt: skip
     return clf.fit(X, y, groups=groups)
 

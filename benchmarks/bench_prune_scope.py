@@ -39,6 +39,7 @@ def main():
     Xt, yt = load_fashion_mnist("test", n_samples=500 if args.quick else 2000, seed=0)
     datasets = {"digits": digits, f"fashion{n_train // 1000}k": (Xf, Xt, yf, yt)}
     common = dict(
+        min_cluster_size=0,  # K tickets whatever the cluster sizes
         hidden_layer_sizes=(64, 64) if args.quick else (256, 256),
         n_prune_rounds=2 if args.quick else 3,
         max_epochs=2 if args.quick else 5,

@@ -66,6 +66,7 @@ def _fit(X, y, sparsity, config, epochs, hidden=(256, 256)):
         n_prune_rounds=2,
         max_epochs=epochs,
         random_state=0,
+        min_cluster_size=0,  # K tickets whatever the cluster sizes
         **config,
     )
     return est.fit(X, y)

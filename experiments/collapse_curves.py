@@ -61,6 +61,7 @@ DROP_TOL = 0.02  # accuracy "drop": 2 points of balanced accuracy below the best
 def run_one(dataset, routing, seed, cfg):
     Xtr, Xte, ytr, yte = C.load(dataset, seed, n_train=cfg["n_train"], n_test=500)
     kw = dict(
+        min_cluster_size=0,  # K tickets whatever the cluster sizes
         hidden_layer_sizes=HIDDEN[dataset],
         sparsity=0.99,
         validation_fraction=0.2,

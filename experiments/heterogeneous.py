@@ -148,7 +148,9 @@ def run_benchmark(name, X, y, groups, estimator_class, base, sparsity, score, se
 def kmeans_row(name, base, sparsity, split, seed, score, log):
     """RTL routed by KMeans on the pixels, and whether its clusters are the environments."""
     X_tr, X_te, y_tr, y_te, g_tr, _ = split
-    model = RTLClassifier(**dict(base, routing="kmeans", n_clusters=K, sparsity=sparsity))
+    model = RTLClassifier(
+        **dict(base, routing="kmeans", n_clusters=K, sparsity=sparsity, min_cluster_size=0)
+    )
     model.set_params(random_state=seed).fit(X_tr, y_tr)
     row = {
         "benchmark": name,

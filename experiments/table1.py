@@ -69,6 +69,7 @@ QUICK = dict(
 def _fit_eval(cfg, data, seed, sparsity, partition, share_weights, method, **extra):
     Xtr, Xte, ytr, yte = data
     kw = dict(
+        min_cluster_size=0,  # K tickets whatever the cluster sizes
         hidden_layer_sizes=cfg["hidden"],
         sparsity=sparsity,
         batch_size=64,
