@@ -241,6 +241,8 @@ class BaseRTL(BaseEstimator):
         )  # fmt: skip
         targets = d.task.router_targets(d.y, d.y_train)
         ticket_ids = router.fit(d.X, targets, groups=d.groups, sample_weight=d.weight)
+        if self.verbose and getattr(router, "merge_note", None) and router.merge_note():
+            print(router.merge_note())
         data = {"X": d.X, "ticket": ticket_ids.astype(np.int64)}
         if d.weight is not None:
             data["weight"] = d.weight

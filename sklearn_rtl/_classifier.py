@@ -89,7 +89,8 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
         ``MLPClassifier()`` with no floor and level with it at 200; on wine 0.012 below and
         0.004 below. Tables of a few thousand rows keep all their clusters
         (``docs/benchmarks.md``, section 7b). ``0`` gives every cluster above the
-        0.2x-average rule its ticket, whatever the table's size.
+        0.2x-average rule its ticket, whatever the table's size. With ``verbose``, a fit
+        that merges clusters prints their sizes and the ticket count.
     sparsity : float in [0, 1) or "auto", default=0.8
         Fraction of the prunable weights every ticket removes. ``"auto"`` holds out
         ``validation_fraction`` of the training rows (0.1 if that is ``None``), prunes on

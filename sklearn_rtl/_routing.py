@@ -228,7 +228,21 @@ class KMeansRouter(EstimatorRouter):
         kept[np.argmax(counts)] = True  # no cluster large enough: the largest takes all
         self.ticket_labels_ = np.flatnonzero(kept)
         self.n_tickets_ = len(self.ticket_labels_)
+        self.smallest_ = int(np.ceil(smallest))
         return self._tickets(X, labels)
+
+    def merge_note(self):
+        """A line saying which clusters got no ticket, or None if every cluster has one."""
+        n_clusters = len(self.estimator_[-1].cluster_centers_)
+        if self.n_tickets_ == n_clusters:
+            return None
+        sizes = np.bincount(self.estimator_[-1].labels_, minlength=n_clusters)
+        return (
+            f"KMeans routing: {n_clusters} clusters of {sorted(sizes.tolist())} training rows, "
+            f"{self.n_tickets_} ticket(s): a cluster of fewer than {self.smallest_} rows "
+            f"(min_cluster_size={self.min_size}, or {self.min_fraction}x the average cluster) "
+            "joined its nearest kept centroid's ticket."
+        )
 
     def predict(self, X, groups=None):
         """The ticket of every sample's cluster, or where its cluster was too small for a

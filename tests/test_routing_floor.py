@@ -74,3 +74,16 @@ def test_bad_min_cluster_size_names_the_parameter(value, error):
     X, y = _blobs([20, 20])
     with pytest.raises(error, match="min_cluster_size"):
         small_rtl(min_cluster_size=value).fit(X, y)
+
+
+def test_verbose_fit_says_when_clusters_got_no_ticket(capsys):
+    X, y = _blobs([100, 100, 100, 100])
+    fast = dict(hidden_layer_sizes=(8,), n_prune_rounds=1, max_epochs=1, random_state=0)
+    RTLClassifier(**fast).fit(X, y)
+    assert "KMeans routing" not in capsys.readouterr().out  # silent unless verbose
+    RTLClassifier(verbose=1, **fast).fit(X, y)
+    line = next(s for s in capsys.readouterr().out.splitlines() if "KMeans routing" in s)
+    assert line.startswith("KMeans routing: 4 clusters of [100, 100, 100, 100] training rows")
+    assert "1 ticket(s)" in line and "fewer than 200 rows (min_cluster_size=200" in line
+    RTLClassifier(verbose=1, min_cluster_size=0, **fast).fit(X, y)
+    assert "KMeans routing" not in capsys.readouterr().out  # every cluster kept: no line
