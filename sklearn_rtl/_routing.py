@@ -199,7 +199,8 @@ class KMeansRouter(EstimatorRouter):
     min_fraction : float, default=0.2
         Smallest cluster that keeps its ticket, as a fraction of the average cluster.
     min_size : int, default=0
-        Smallest cluster that keeps its ticket, in (weighted) samples.
+        Smallest cluster that keeps its ticket, in training rows (sample weights do not
+        count).
     """
 
     def __init__(
