@@ -232,9 +232,9 @@ class BaseRTL(BaseEstimator):
         vars(self).update(fitted)
         return self
 
-    def _fit(self, X, y, groups, sample_weight):
-        """The fit as a script; returns every fitted attribute."""
-        d = self._prepare(X, y, groups, sample_weight)
+    def _fit_router(self, d):
+        """The fitted router and every training row's ticket (the partition of Alg. 1);
+        with ``verbose``, a line when KMeans gave some cluster no ticket."""
         router = make_router(
             self.routing, self.n_clusters, d.router_seed, self.unknown_group,
             self.min_cluster_size,
@@ -244,6 +244,12 @@ class BaseRTL(BaseEstimator):
         note = router.merge_note() if isinstance(router, KMeansRouter) else None
         if self.verbose and note:
             print(note)
+        return router, ticket_ids
+
+    def _fit(self, X, y, groups, sample_weight):
+        """The fit as a script; returns every fitted attribute."""
+        d = self._prepare(X, y, groups, sample_weight)
+        router, ticket_ids = self._fit_router(d)
         data = {"X": d.X, "ticket": ticket_ids.astype(np.int64)}
         if d.weight is not None:
             data["weight"] = d.weight
