@@ -35,7 +35,7 @@ from ._network import make_ticket_network
 from ._params import BASE_CONSTRAINTS, check_data_dependent
 from ._progress import FitProgressBar
 from ._prunable import find_prunable, resolve_prunable, resolve_shared_layers
-from ._routing import KMeansRouter, make_router
+from ._routing import make_router
 from ._selection import make_selection
 from ._stages import extract_tickets, retrain_jointly, rewind_point
 from ._stopping import HeldOutScore, StageStopping
@@ -241,8 +241,7 @@ class BaseRTL(BaseEstimator):
         )  # fmt: skip
         targets = d.task.router_targets(d.y, d.y_train)
         ticket_ids = router.fit(d.X, targets, groups=d.groups, sample_weight=d.weight)
-        note = router.merge_note() if isinstance(router, KMeansRouter) else None
-        if self.verbose and note:
+        if self.verbose and (note := router.merge_note()):
             print(note)
         return router, ticket_ids
 

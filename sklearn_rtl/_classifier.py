@@ -88,7 +88,7 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
         (614 training rows, clusters of 50-250) K=4 scored 0.031 below
         ``MLPClassifier()`` with no floor and level with it at 200; on wine 0.012 below and
         0.004 below. Tables of a few thousand rows keep all their clusters
-        (``docs/benchmarks.md``, section 7b). ``0`` gives every cluster above the
+        (``docs/benchmarks.md``, sections 7 and 7b). ``0`` gives every cluster above the
         0.2x-average rule its ticket, whatever the table's size. With ``verbose``, a fit
         that merges clusters prints their sizes and the ticket count.
     sparsity : float in [0, 1) or "auto", default=0.8

@@ -110,6 +110,11 @@ class Router:
         """Receive the routed model being fitted (unused by routers that route by input)."""
         return self
 
+    def merge_note(self):
+        """A line for a verbose fit when the fitted partition has fewer tickets than the
+        router was asked for, else None."""
+        return None
+
     def fit(self, X, y=None, groups=None, sample_weight=None):  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -224,13 +229,15 @@ class KMeansRouter(EstimatorRouter):
         labels = self.estimator_[-1].labels_
         n_clusters = len(self.estimator_[-1].cluster_centers_)
         counts = np.bincount(labels, minlength=n_clusters)
-        smallest = max(self.min_fraction * len(labels) / n_clusters, self.min_size)
-        kept = counts >= smallest
+        kept = counts >= self._smallest(len(labels), n_clusters)
         kept[np.argmax(counts)] = True  # no cluster large enough: the largest takes all
         self.ticket_labels_ = np.flatnonzero(kept)
         self.n_tickets_ = len(self.ticket_labels_)
-        self.smallest_ = int(np.ceil(smallest))
         return self._tickets(X, labels)
+
+    def _smallest(self, n_rows, n_clusters):
+        """The fewest rows a cluster needs for a ticket of its own."""
+        return max(self.min_fraction * n_rows / n_clusters, self.min_size)
 
     def merge_note(self):
         """A line saying which clusters got no ticket, or None if every cluster has one."""
@@ -238,9 +245,10 @@ class KMeansRouter(EstimatorRouter):
         if self.n_tickets_ == n_clusters:
             return None
         sizes = np.bincount(self.estimator_[-1].labels_, minlength=n_clusters)
+        smallest = int(np.ceil(self._smallest(sizes.sum(), n_clusters)))
         return (
             f"KMeans routing: {n_clusters} clusters of {sorted(sizes.tolist())} training rows, "
-            f"{self.n_tickets_} ticket(s): a cluster of fewer than {self.smallest_} rows "
+            f"{self.n_tickets_} ticket(s): a cluster of fewer than {smallest} rows "
             f"(min_cluster_size={self.min_size}, or {self.min_fraction}x the average cluster) "
             "joined its nearest kept centroid's ticket."
         )
