@@ -26,7 +26,7 @@ from skorch.helper import predefined_split
 
 from ._batches import dense_rows
 from ._collapse import detect_collapse
-from ._compact import compact_fitted_net, compact_router
+from ._compact import compact_fitted_net
 from ._diagnostics import collapse_score
 from ._fitdata import FitInputs, drop_zero_weight, sample_weights, split_held_out
 from ._inference import RoutedModel
@@ -256,7 +256,6 @@ class BaseRTL(BaseEstimator):
             torch.manual_seed(d.torch_seed)
             trainer = self._make_trainer(d, router)
             model = RoutedModel(router, trainer.module_, d.input_shape, trainer.device, d.task)
-            router.bind(model)
             score = None
             if d.held_out is not None:
                 held = d.held_out
@@ -292,7 +291,6 @@ class BaseRTL(BaseEstimator):
             )
         diagnostics = self._finished(trainer, rounds, scores)
         compact_fitted_net(trainer)  # keep only what prediction needs (no optimizer state)
-        compact_router(router)
         return {
             **d.targets,
             **diagnostics,

@@ -156,49 +156,6 @@ def ticket_module(estimator, k: int, layout: str = "dense") -> nn.Module:
     return module.eval()
 
 
-class _KMeansRouting(nn.Module):
-    """Standardize (as ``StandardScaler`` does on float32 input), nearest centroid,
-    KMeans label to ticket id."""
-
-    def __init__(self, mean, scale, centers, label_to_ticket):
-        super().__init__()
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float64))
-        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float64))
-        centers = torch.as_tensor(centers, dtype=torch.float32)
-        self.register_buffer("centers", centers)
-        self.register_buffer("center_sq", (centers * centers).sum(1))
-        self.register_buffer("label_to_ticket", torch.as_tensor(label_to_ticket))
-
-    def forward(self, flat, groups=None):
-        z = (flat.double() - self.mean).float()
-        z = (z.double() / self.scale).float()
-        distances = self.center_sq - 2.0 * (z @ self.centers.T)
-        return self.label_to_ticket[torch.argmin(distances, dim=1)], None
-
-
-class _GroupRouting(nn.Module):
-    """Group codes to ticket ids; unknown groups go to the nearest group centroid or are
-    flagged (their outputs become NaN)."""
-
-    def __init__(self, values, nearest, mean, scale, centroids):
-        super().__init__()
-        self.nearest = bool(nearest)
-        self.register_buffer("values", torch.as_tensor(values, dtype=torch.int64))
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float64))
-        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float64))
-        self.register_buffer("centroids", torch.as_tensor(centroids, dtype=torch.float32))
-
-    def forward(self, flat, groups):
-        match = groups.reshape(-1, 1).to(torch.int64) == self.values.reshape(1, -1)
-        known = match.any(dim=1)
-        ticket = torch.argmax(match.to(torch.int64), dim=1)
-        if not self.nearest:
-            return ticket, known
-        z = ((flat.double() - self.mean).float().double() / self.scale).float()
-        distances = ((z.unsqueeze(1) - self.centroids.unsqueeze(0)) ** 2).sum(-1)
-        return torch.where(known, ticket, torch.argmin(distances, dim=1)), None
-
-
 class ExportedModel(nn.Module):
     """The whole routed model of a fitted estimator (built by :func:`to_torch`).
 
@@ -209,9 +166,12 @@ class ExportedModel(nn.Module):
     input_shape : tuple of int
         Per-sample shape the tickets take.
     routing : torch.nn.Module or None
-        Maps ``(flat X, groups)`` to ``(ticket ids, known or None)``; ``None``: every
-        sample goes to ticket 0, or label routing.
+        The router's own module (``Router.to_torch``): maps ``(flat X, groups)`` to
+        ``(ticket ids, known or None)``; None where the tickets decide (label routing).
     output : {"proba", "label_proba", "regression"}
+        The task's ``export_output``.
+    needs_groups : bool, default=False
+        Whether ``forward`` takes a group tensor.
     y_mean, y_scale : ndarray, default=None
         Regression targets' de-standardization.
     squeeze : bool, default=False
@@ -219,13 +179,22 @@ class ExportedModel(nn.Module):
     """
 
     def __init__(
-        self, tickets, input_shape, routing, output, y_mean=None, y_scale=None, squeeze=False
+        self,
+        tickets,
+        input_shape,
+        routing,
+        output,
+        needs_groups=False,
+        y_mean=None,
+        y_scale=None,
+        squeeze=False,
     ):
         super().__init__()
         self.tickets = nn.ModuleList(tickets)
         self.input_shape = tuple(int(s) for s in input_shape)
         self.routing = routing
         self.output = output
+        self.needs_groups = bool(needs_groups)
         self.squeeze = bool(squeeze)
         for name, value in (("y_mean", y_mean), ("y_scale", y_scale)):
             value = None if value is None else torch.as_tensor(value, dtype=torch.float64)
@@ -238,13 +207,9 @@ class ExportedModel(nn.Module):
         outs = torch.stack([ticket(inputs) for ticket in self.tickets])  # (K, n, out)
         if self.output == "label_proba":
             return torch.softmax(F.logsigmoid(outs[..., 0].T), dim=1)
-        known = None
-        if self.routing is None:
-            out = outs[0]
-        else:
-            ticket, known = self.routing(flat, groups)
-            index = ticket.reshape(1, -1, 1).expand(1, outs.shape[1], outs.shape[2])
-            out = torch.gather(outs, 0, index)[0]
+        ticket, known = self.routing(flat, groups)
+        index = ticket.reshape(1, -1, 1).expand(1, outs.shape[1], outs.shape[2])
+        out = torch.gather(outs, 0, index)[0]
         if self.output == "proba":
             out = torch.softmax(out, dim=1)
         else:
@@ -254,61 +219,6 @@ class ExportedModel(nn.Module):
         return out[:, 0] if self.squeeze else out
 
 
-def _kmeans_parts(estimator):
-    """``(mean, scale, KMeans)`` of a KMeans router, optionally after StandardScalers."""
-    from sklearn.cluster import KMeans
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    steps = estimator.steps if isinstance(estimator, Pipeline) else [("", estimator)]
-    *scalers, kmeans = [step for _, step in steps]
-    if type(kmeans) is not KMeans or not all(type(s) is StandardScaler for s in scalers):
-        return None
-    if len(scalers) > 1:
-        return None
-    n = kmeans.cluster_centers_.shape[1]
-    mean, scale = np.zeros(n), np.ones(n)
-    if scalers:
-        scaler = scalers[0]
-        mean = scaler.mean_ if scaler.with_mean else mean
-        scale = scaler.scale_ if scaler.with_std else scale
-    return mean, scale, kmeans
-
-
-def _routing_module(estimator):
-    """The routing as a module, or None (single ticket); ValueError if not expressible."""
-    from ._routing import GroupRouter
-
-    router = estimator.router_
-    if isinstance(router, GroupRouter):
-        labels = np.asarray(router.ticket_labels_)
-        integer = np.issubdtype(labels.dtype, np.integer)
-        values = labels.astype(np.int64) if integer else np.arange(len(labels))
-        return _GroupRouting(
-            values,
-            router.unknown_group == "nearest",
-            router.scaler_.mean_,
-            router.scaler_.scale_,
-            router.centroids_,
-        )
-    if estimator.n_tickets_ == 1:
-        return None
-    parts = _kmeans_parts(getattr(router, "estimator_", None))
-    if parts is None:
-        raise ValueError(
-            f"to_torch() cannot express the router {type(router).__name__} "
-            f"({type(getattr(router, 'estimator_', router)).__name__}): only KMeans routing "
-            f"(routing='kmeans', a KMeans or Pipeline(StandardScaler(), KMeans())), "
-            f"routing='label' and routing='groups' run inside the exported model. Route "
-            f"outside it with estimator.route(X) and use ticket_module(k) for every ticket."
-        )
-    mean, scale, kmeans = parts
-    table = np.zeros(kmeans.n_clusters, dtype=np.int64)
-    for ticket, label in enumerate(np.asarray(router.ticket_labels_)):
-        table[int(label)] = ticket
-    return _KMeansRouting(mean, scale, kmeans.cluster_centers_, table)
-
-
 def to_torch(estimator) -> ExportedModel:
     """The whole routed model as one ``torch.nn.Module`` (:class:`ExportedModel`), eval mode.
 
@@ -316,13 +226,15 @@ def to_torch(estimator) -> ExportedModel:
     shape ``(n, n_features)`` (flat rows) or ``(n, *input_shape_)`` (images) and returns
     what the estimator returns: class probabilities ``(n, n_classes)`` (float32) for the
     classifier, predictions ``(n,)`` or ``(n, n_outputs_)`` (float64, de-standardized with
-    ``y_mean_`` / ``y_scale_``) for the regressor. Routing runs inside: the KMeans router's
-    standardization and nearest-centroid rule; under ``routing="label"`` the detectors'
-    sigmoids, normalized; under ``routing="groups"``, ``groups`` is an integer tensor
-    ``(n,)``: the group values themselves when the groups seen in fit were integers,
-    otherwise their codes, i.e. positions in ``estimator.router_.ticket_labels_``. A
-    group never seen in fit goes to the nearest group centroid with
-    ``unknown_group="nearest"``; with ``unknown_group="error"`` its output row is NaN.
+    ``y_mean_`` / ``y_scale_``) for the regressor. The router's own module routes inside
+    (``router_.to_torch()``): KMeans scaling and nearest-centroid rule, clusters without a
+    ticket going to the nearest kept centroid's ticket as in ``predict``; under
+    ``routing="label"`` the detectors' sigmoids, normalized; under ``routing="groups"``,
+    ``groups`` is an integer tensor ``(n,)``: the group values themselves when the groups
+    seen in fit were integers (also when held in an object array), otherwise their codes,
+    i.e. positions in ``estimator.router_.ticket_labels_``. A group never seen in fit goes
+    to the nearest group centroid with ``unknown_group="nearest"``; with
+    ``unknown_group="error"`` its output row is NaN (``predict`` raises).
 
     Every ticket runs on the whole batch and each sample's output is gathered by its
     ticket id (no data-dependent control flow), so the module passes
@@ -335,19 +247,24 @@ def to_torch(estimator) -> ExportedModel:
         and use :func:`ticket_module`.
     """
     network = _fitted_network(estimator)
-    label = isinstance(estimator.routing, str) and estimator.routing == "label"
-    routing = None if label else _routing_module(estimator)
+    router = estimator.router_
+    routing = router.to_torch()
     tickets = [ticket_module(estimator, k) for k in range(network.n_tickets)]
-    if hasattr(estimator, "classes_"):
-        output, extra = ("label_proba" if label else "proba"), {}
-    else:
-        output = "regression"
+    extra = {}
+    if estimator._task.export_output == "regression":
         extra = dict(
             y_mean=estimator.y_mean_,
             y_scale=estimator.y_scale_,
             squeeze=bool(getattr(estimator, "_y_is_1d", False)),
         )
-    model = ExportedModel(tickets, estimator.input_shape_, routing, output, **extra)
+    model = ExportedModel(
+        tickets,
+        estimator.input_shape_,
+        routing,
+        estimator._task.export_output,
+        needs_groups=router.needs_groups,
+        **extra,
+    )
     return model.to(next(iter(network.get_weights().values())).device).eval()
 
 
@@ -385,22 +302,25 @@ def export_onnx(estimator, path, opset_version=None, **kwargs) -> None:
     True
     """
     model = to_torch(estimator).cpu()
-    x = torch.zeros((2, *estimator.input_shape_), dtype=torch.float32)
-    batch = torch.export.Dim("batch")
-    args, names, shapes = (x,), ["x"], ({0: batch},)
-    if model.routing is not None and isinstance(model.routing, _GroupRouting):
-        args, names = (x, model.routing.values[:1].expand(2).clone()), ["x", "groups"]
-        shapes = ({0: batch}, {0: batch})
+    args = (torch.zeros((2, *estimator.input_shape_), dtype=torch.float32),)
+    names = ["x"]
+    if model.needs_groups:
+        args, names = (*args, torch.zeros(2, dtype=torch.int64)), ["x", "groups"]
     kwargs.setdefault("dynamo", True)
     kwargs.setdefault("verbose", False)
-    kwargs.setdefault("external_data", False)  # one self-contained file
+    if kwargs["dynamo"]:
+        kwargs.setdefault("external_data", False)  # one self-contained file
+        batch = torch.export.Dim("batch")
+        kwargs.setdefault("dynamic_shapes", tuple({0: batch} for _ in names))
+    else:  # the TorchScript exporter names dynamic axes instead
+        axes = {name: {0: "batch"} for name in [*names, "output"]}
+        kwargs.setdefault("dynamic_axes", axes)
     torch.onnx.export(
         model,
         args,
         os.fspath(path),
         input_names=names,
         output_names=["output"],
-        dynamic_shapes=shapes,
         opset_version=opset_version,
         **kwargs,
     )

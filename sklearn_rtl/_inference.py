@@ -43,7 +43,13 @@ class RoutedModel:
     task: object
 
     def route(self, X, groups=None) -> np.ndarray:
-        """Ticket id of every row of ``X``, routed in chunks of rows as the network runs.
+        """Ticket id of every row of ``X`` as the task routes it (the router's ticket, or
+        under label routing the detectors' decision)."""
+        return self.task.route(self, X, groups)
+
+    def router_tickets(self, X, groups=None) -> np.ndarray:
+        """The router's ticket id of every row of ``X``, routed in chunks of rows as the
+        network runs.
 
         A router may copy what it is given (KMeans standardizes its input), so routing
         chunk by chunk keeps the peak memory of prediction flat in ``n_samples``.

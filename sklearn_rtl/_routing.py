@@ -1,30 +1,42 @@
-"""Routers: which ticket every sample belongs to.
+"""Routers: which ticket every sample belongs to, in numpy and in torch.
 
 A router is fitted once on the training data and maps samples to ticket ids
-``0 .. n_tickets - 1``. ``"kmeans"`` clusters standardized inputs; ``"label"`` makes one
-ticket per class (decided at predict time by the detectors themselves); ``"groups"`` makes
-one ticket per value of a known context array passed as ``groups``; any estimator with
-``fit``/``predict`` (a clusterer, or a classifier of the environment) can route.
+``0 .. n_tickets - 1``. ``"kmeans"`` clusters scaled inputs; ``"label"`` makes one ticket
+per class (decided at predict time by the one-vs-rest detectors, see
+:class:`~sklearn_rtl._tasks.OneVsRestTask`); ``"groups"`` makes one ticket per value of a
+known context array passed as ``groups``; any estimator with ``fit``/``predict`` (a
+clusterer, or a classifier of the environment) can route.
 
-Every router honours one contract (:class:`Router`): ``fit(X, y=None, groups=None) ->
-tickets``, ``predict(X, groups=None) -> tickets`` and ``n_tickets_``; ``bind(model)`` hands
-it the routed model once the network exists (only the label router, whose tickets are
-decided by the detectors themselves, uses it).
+Every router owns its whole life (:class:`Router`):
+
+* ``fit(X, y=None, groups=None, sample_weight=None) -> tickets`` sets ``n_tickets_`` and
+  keeps only what routing needs (no per-training-row state), so that the router is stored
+  (pickle, ``save``) as it is;
+* ``predict(X, groups=None) -> tickets``;
+* ``to_torch()``: the same routing as a ``torch.nn.Module`` that maps ``(flat rows,
+  groups)`` to ``(tickets, known)`` (``known`` is None, or False for rows the numpy
+  ``predict`` refuses; their exported outputs are NaN), with no data-dependent control
+  flow, so that :func:`~sklearn_rtl.to_torch` and ONNX export run it as ``predict`` does.
+
+Adding a router is adding one class here; nothing else knows how a router routes.
 """
 
 from __future__ import annotations
 
 import inspect
+import numbers
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 from sklearn import config_context
 from sklearn.base import BaseEstimator, clone
 from sklearn.cluster import KMeans
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_array
 from sklearn.utils._missing import is_pandas_na, is_scalar_nan
+from torch import nn
 
 __all__ = [
     "EstimatorRouter",
@@ -98,17 +110,96 @@ def _tickets_of(labels, ticket_labels):
     return tickets, known
 
 
+def _integer_labels(values):
+    """Integer values held in an object array (e.g. a column of a mixed DataFrame) as
+    int64, so that they are the same labels as the integers they are; anything else as
+    it is."""
+    values = np.asarray(values)
+    if values.dtype != object or values.size == 0:
+        return values
+    integer = all(
+        isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+        for v in values.ravel()
+    )
+    return values.astype(np.int64) if integer else values
+
+
+def _scaled(rows, mean, scale):
+    """``(rows - mean) / scale`` as scikit-learn's scaler computes it on float32 rows
+    (float64 arithmetic, float32 results)."""
+    if mean is not None:
+        rows = (rows.double() - mean).float()
+    return (rows.double() / scale).float()
+
+
+class _OneTicket(nn.Module):
+    """Every row to ticket 0."""
+
+    def forward(self, flat, groups=None):
+        return torch.zeros(flat.shape[0], dtype=torch.int64, device=flat.device), None
+
+
+class _NearestCentroid(nn.Module):
+    """Scale the rows, find the nearest of ``centers`` and map it through
+    ``ticket_of_center`` (-1: a center with no ticket). A row whose nearest center has no
+    ticket goes to the nearest center that has one (``merge``), or is flagged unknown."""
+
+    def __init__(self, mean, scale, centers, ticket_of_center, merge):
+        super().__init__()
+        self.merge = bool(merge)
+        self.register_buffer("mean", None if mean is None else torch.as_tensor(mean).double())
+        self.register_buffer("scale", torch.as_tensor(scale).double())
+        centers = torch.as_tensor(np.asarray(centers), dtype=torch.float32)
+        ticket_of_center = torch.as_tensor(np.asarray(ticket_of_center), dtype=torch.int64)
+        self.register_buffer("centers", centers)
+        self.register_buffer("center_sq", (centers * centers).sum(1))
+        self.register_buffer("ticket_of_center", ticket_of_center)
+        self.register_buffer("kept", torch.nonzero(ticket_of_center >= 0).reshape(-1))
+
+    def forward(self, flat, groups=None):
+        z = _scaled(flat, self.mean, self.scale)
+        distances = self.center_sq - 2.0 * (z @ self.centers.T)
+        ticket = self.ticket_of_center[torch.argmin(distances, dim=1)]
+        if not self.merge:
+            return ticket.clamp(min=0), ticket >= 0
+        nearest_kept = torch.argmin(distances[:, self.kept], dim=1)
+        return torch.where(ticket >= 0, ticket, nearest_kept), None
+
+
+class _GroupCodes(nn.Module):
+    """Group values to ticket ids; an unseen group goes to the ticket of the nearest
+    (scaled) group centroid, or is flagged unknown."""
+
+    def __init__(self, values, nearest, mean, scale, centroids):
+        super().__init__()
+        self.nearest = bool(nearest)
+        self.register_buffer("values", torch.as_tensor(values, dtype=torch.int64))
+        self.register_buffer("mean", None if mean is None else torch.as_tensor(mean).double())
+        self.register_buffer("scale", torch.as_tensor(scale).double())
+        self.register_buffer("centroids", torch.as_tensor(centroids, dtype=torch.float32))
+
+    def forward(self, flat, groups):
+        match = groups.reshape(-1, 1).to(torch.int64) == self.values.reshape(1, -1)
+        known = match.any(dim=1)
+        ticket = torch.argmax(match.to(torch.int64), dim=1)
+        if not self.nearest:
+            return ticket, known
+        z = _scaled(flat, self.mean, self.scale)
+        distances = ((z.unsqueeze(1) - self.centroids.unsqueeze(0)) ** 2).sum(-1)
+        return torch.where(known, ticket, torch.argmin(distances, dim=1)), None
+
+
 class Router:
     """The router contract: which ticket every sample belongs to.
 
-    Subclasses implement ``fit(X, y=None, groups=None)``, which returns the ticket id
-    (``0 .. n_tickets_ - 1``) of every training sample and sets ``n_tickets_``, and
-    ``predict(X, groups=None)``, which returns the ticket ids of new samples.
+    Subclasses implement ``fit(X, y=None, groups=None, sample_weight=None)``, which
+    returns the ticket id (``0 .. n_tickets_ - 1``) of every training sample and sets
+    ``n_tickets_``; ``predict(X, groups=None)``, which returns the ticket ids of new
+    samples; and ``_routing_module()``, the same routing in torch (see :meth:`to_torch`).
     """
 
-    def bind(self, model):
-        """Receive the routed model being fitted (unused by routers that route by input)."""
-        return self
+    #: whether ``predict`` and the exported model need ``groups``
+    needs_groups = False
 
     def merge_note(self):
         """A line for a verbose fit when the fitted partition has fewer tickets than the
@@ -120,6 +211,44 @@ class Router:
 
     def predict(self, X, groups=None):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def to_torch(self) -> nn.Module | None:
+        """The routing as a module: ``module(flat, groups) -> (tickets, known)``.
+
+        ``flat`` is a float tensor of shape ``(n, n_features)``; ``tickets`` an int64
+        tensor of shape ``(n,)``; ``known`` None, or a bool tensor that is False where
+        ``predict`` would refuse the row (the exported outputs of those rows are NaN).
+        None where the tickets themselves decide (label routing).
+
+        Raises
+        ------
+        ValueError
+            If the routing cannot run inside a module (an arbitrary estimator).
+        """
+        if self.n_tickets_ == 1 and not self.needs_groups:
+            return _OneTicket()
+        return self._routing_module()
+
+    def _routing_module(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _kmeans_parts(estimator):
+    """``(mean or None, scale, KMeans)`` of a KMeans, or of a ``Pipeline`` of one
+    ``StandardScaler`` and a KMeans; None for anything else."""
+    steps = [s for _, s in estimator.steps] if isinstance(estimator, Pipeline) else [estimator]
+    *scalers, kmeans = steps
+    if type(kmeans) is not KMeans or len(scalers) > 1:
+        return None
+    if scalers and type(scalers[0]) is not StandardScaler:
+        return None
+    n = kmeans.cluster_centers_.shape[1]
+    mean, scale = None, np.ones(n)
+    if scalers:
+        scaler = scalers[0]
+        mean = scaler.mean_ if scaler.with_mean else None
+        scale = scaler.scale_ if scaler.with_std else scale
+    return mean, scale, kmeans
 
 
 class EstimatorRouter(Router):
@@ -147,6 +276,14 @@ class EstimatorRouter(Router):
         with config_context(enable_metadata_routing=False):
             self.estimator_.fit(*args, **kwargs)
 
+    def _drop_training_labels(self):
+        """Drop a KMeans's ``labels_`` (one entry per training row; routing needs only
+        the centers), so that the stored router does not grow with the training set."""
+        steps = [s for _, s in getattr(self.estimator_, "steps", [])] or [self.estimator_]
+        for step in steps:
+            if hasattr(step, "cluster_centers_") and hasattr(step, "labels_"):
+                del step.labels_
+
     def fit(self, X, y=None, groups=None, sample_weight=None):
         self._fit_estimator(X, y, sample_weight)
         labels = self._raw_predict(X)
@@ -154,6 +291,7 @@ class EstimatorRouter(Router):
             labels, f"The output of the router (routing={self.estimator!r})"
         )
         self.n_tickets_ = len(self.ticket_labels_)
+        self._drop_training_labels()
         return tickets
 
     @staticmethod
@@ -182,6 +320,29 @@ class EstimatorRouter(Router):
             )
         return tickets
 
+    def _routing_module(self):
+        """A KMeans (alone, or after one ``StandardScaler``) runs inside the module: a
+        cluster that gave no training row a ticket is flagged, as ``predict`` refuses it."""
+        parts = _kmeans_parts(self.estimator_)
+        if parts is None:
+            raise ValueError(
+                f"to_torch() cannot express the router {type(self.estimator_).__name__}: "
+                f"only KMeans routing (routing='kmeans', a KMeans or Pipeline("
+                f"StandardScaler(), KMeans())), routing='label' and routing='groups' run "
+                f"inside the exported model. Route outside it with estimator.route(X) and "
+                f"use ticket_module(k) for every ticket."
+            )
+        mean, scale, kmeans = parts
+        return _NearestCentroid(
+            mean, scale, kmeans.cluster_centers_, self._ticket_of_center(kmeans), merge=False
+        )
+
+    def _ticket_of_center(self, kmeans):
+        """Every cluster's ticket, -1 for a cluster without one."""
+        table = np.full(len(kmeans.cluster_centers_), -1, dtype=np.int64)
+        table[np.asarray(self.ticket_labels_, dtype=np.int64)] = np.arange(self.n_tickets_)
+        return table
+
 
 class KMeansRouter(EstimatorRouter):
     """KMeans on inputs scaled to unit variance, seeded: one ticket per cluster.
@@ -191,11 +352,11 @@ class KMeansRouter(EstimatorRouter):
 
     A cluster of fewer than ``min_fraction`` times the average cluster size
     (``n_samples / n_clusters``), or of fewer than ``min_size`` samples, gets no ticket of
-    its own: each of its samples goes to the ticket of its nearest remaining centroid, in
-    fit and predict alike, so ``n_tickets_`` can be smaller than ``n_clusters``. Where no
-    cluster is that large, the largest one keeps the only ticket. Such a cluster (a few
-    outliers, or a quarter of a small table) would otherwise train a subnetwork on a few
-    dozen rows, cycled by Alg. 2's balanced batches.
+    its own: each of its samples goes to the ticket of its nearest kept centroid, in fit,
+    ``predict`` and the exported module alike, so ``n_tickets_`` can be smaller than
+    ``n_clusters``. Where no cluster is that large, the largest one keeps the only ticket.
+    Such a cluster (a few outliers, or a quarter of a small table) would otherwise train
+    a subnetwork on a few dozen rows, cycled by Alg. 2's balanced batches.
 
     Parameters
     ----------
@@ -206,6 +367,13 @@ class KMeansRouter(EstimatorRouter):
     min_size : int, default=0
         Smallest cluster that keeps its ticket, in training rows (sample weights do not
         count).
+
+    Attributes
+    ----------
+    ticket_labels_ : ndarray
+        The clusters that kept a ticket, in ticket order.
+    cluster_sizes_ : ndarray
+        Training rows of every cluster.
     """
 
     def __init__(
@@ -233,7 +401,10 @@ class KMeansRouter(EstimatorRouter):
         kept[np.argmax(counts)] = True  # no cluster large enough: the largest takes all
         self.ticket_labels_ = np.flatnonzero(kept)
         self.n_tickets_ = len(self.ticket_labels_)
-        return self._tickets(X, labels)
+        self.cluster_sizes_ = counts
+        tickets = self._tickets(X, labels)
+        self._drop_training_labels()
+        return tickets
 
     def _smallest(self, n_rows, n_clusters):
         """The fewest rows a cluster needs for a ticket of its own."""
@@ -241,14 +412,13 @@ class KMeansRouter(EstimatorRouter):
 
     def merge_note(self):
         """A line saying which clusters got no ticket, or None if every cluster has one."""
-        n_clusters = len(self.estimator_[-1].cluster_centers_)
-        if self.n_tickets_ == n_clusters:
+        sizes = self.cluster_sizes_
+        if self.n_tickets_ == len(sizes):
             return None
-        sizes = np.bincount(self.estimator_[-1].labels_, minlength=n_clusters)
-        smallest = int(np.ceil(self._smallest(sizes.sum(), n_clusters)))
+        smallest = int(np.ceil(self._smallest(sizes.sum(), len(sizes))))
         return (
-            f"KMeans routing: {n_clusters} clusters of {sorted(sizes.tolist())} training rows, "
-            f"{self.n_tickets_} ticket(s): a cluster of fewer than {smallest} rows "
+            f"KMeans routing: {len(sizes)} clusters of {sorted(sizes.tolist())} training "
+            f"rows, {self.n_tickets_} ticket(s): a cluster of fewer than {smallest} rows "
             f"(min_cluster_size={self.min_size}, or {self.min_fraction}x the average cluster) "
             "joined its nearest kept centroid's ticket."
         )
@@ -262,44 +432,49 @@ class KMeansRouter(EstimatorRouter):
         return self._tickets(X, self.estimator_.predict(X))
 
     def _tickets(self, X, labels):
-        # routers pickled before min_fraction existed have ticket_labels_ of the same
-        # meaning (the clusters seen in fit)
-        n_clusters = len(self.estimator_[-1].cluster_centers_)
-        ticket_of = np.full(n_clusters, -1, dtype=np.int64)
-        ticket_of[self.ticket_labels_] = np.arange(self.n_tickets_)
-        tickets = ticket_of[labels]
+        tickets = self._ticket_of_center(self.estimator_[-1])[labels]
         orphans = np.flatnonzero(tickets < 0)
         if len(orphans):
             distances = self.estimator_.transform(X[orphans])[:, self.ticket_labels_]
             tickets[orphans] = np.argmin(distances, axis=1)
         return tickets
 
+    def _routing_module(self):
+        mean, scale, kmeans = _kmeans_parts(self.estimator_)
+        return _NearestCentroid(
+            mean, scale, kmeans.cluster_centers_, self._ticket_of_center(kmeans), merge=True
+        )
+
 
 class LabelRouter(Router):
     """One ticket per class; ticket ``k`` is the one-vs-rest detector of class ``k``.
 
-    In ``fit`` a sample's ticket is its (encoded) class. A new sample's class is unknown,
-    so ``predict`` runs every detector of the bound model and routes the sample to the
-    ticket whose detector scores highest.
+    In ``fit`` a sample's ticket is its (encoded) class. A new sample's class is unknown:
+    the one-vs-rest task runs every detector and routes it to the ticket whose detector
+    scores highest (:meth:`~sklearn_rtl._tasks.OneVsRestTask.route`), so this router has
+    nothing to predict with and nothing to export.
     """
-
-    def bind(self, model):
-        self.model_ = model
-        return self
 
     def fit(self, X, y, groups=None, sample_weight=None):
         self.n_tickets_ = int(np.max(y)) + 1
         return np.asarray(y)
 
     def predict(self, X, groups=None):
-        if not hasattr(self, "model_"):
-            raise ValueError("LabelRouter.predict needs the detectors: call bind(model) first.")
-        return np.argmax(self.model_.outputs(X)[..., 0], axis=1).astype(np.int64)
+        raise ValueError(
+            "Under routing='label' a sample's ticket is decided by the tickets' one-vs-rest "
+            "detectors: use the estimator's route(X)."
+        )
+
+    def to_torch(self):
+        return None
 
 
 class GroupRouter(Router):
     """One ticket per distinct value of a known context (``groups``), as the paper routes
     by environment or semantic region.
+
+    Integer groups held in an object array (a column of a mixed DataFrame) are the
+    integers they hold.
 
     Parameters
     ----------
@@ -308,6 +483,8 @@ class GroupRouter(Router):
         or the ticket of the group whose (standardized) feature centroid is nearest to
         the sample.
     """
+
+    needs_groups = True
 
     def __init__(self, unknown_group="error"):
         self.unknown_group = unknown_group
@@ -319,9 +496,9 @@ class GroupRouter(Router):
                 "routing='groups' needs the context of every sample: pass groups=... "
                 "(inside a Pipeline or search, enable metadata routing and call "
                 "set_fit_request(groups=True) / set_predict_request(groups=True) / "
-                "set_score_request(groups=True))."
+                "set_predict_proba_request(groups=True) / set_score_request(groups=True))."
             )
-        groups = np.asarray(groups)
+        groups = _integer_labels(groups)
         if groups.ndim != 1 or len(groups) != X.shape[0]:
             raise ValueError(
                 f"groups must be a 1-D array with one value per sample: got shape "
@@ -351,11 +528,27 @@ class GroupRouter(Router):
                     f"{self.ticket_labels_.tolist()[:10]}. Set unknown_group='nearest' to "
                     f"route them to the ticket of the nearest group centroid."
                 )
-            scaled = self.scaler_.transform(X[~known])
-            # one centroid at a time: no (n_samples, n_tickets, n_features) temporary
-            distances = np.stack([((scaled - c) ** 2).sum(-1) for c in self.centroids_], 1)
-            tickets[~known] = distances.argmin(axis=1)
+            tickets[~known] = self._nearest_group(X[~known])
         return tickets.astype(np.int64)
+
+    def _nearest_group(self, rows):
+        """The ticket of the group centroid nearest to every row (dense or sparse)."""
+        rows = rows.toarray() if sp.issparse(rows) else np.asarray(rows)
+        scaled = self.scaler_.transform(rows)
+        # one centroid at a time: no (n_samples, n_tickets, n_features) temporary
+        distances = np.stack([((scaled - c) ** 2).sum(-1) for c in self.centroids_], 1)
+        return distances.argmin(axis=1)
+
+    def _routing_module(self):
+        labels = np.asarray(self.ticket_labels_)
+        integer = np.issubdtype(labels.dtype, np.integer)
+        return _GroupCodes(
+            labels.astype(np.int64) if integer else np.arange(len(labels)),
+            self.unknown_group == "nearest",
+            self.scaler_.mean_ if self.scaler_.with_mean else None,
+            self.scaler_.scale_,
+            self.centroids_,
+        )
 
 
 def make_router(routing, n_clusters, random_state, unknown_group="error", min_cluster_size=0):

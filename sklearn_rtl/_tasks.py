@@ -8,7 +8,10 @@ A task says everything that differs between them, so that no other module branch
 * ``pools(k, ticket, y, batch_size)``: the rows ticket ``k`` draws its batches from, as
   ``[(rows, per_step), ...]``;
 * ``epoch_steps(pools, n_rows, batch_size)``: how many steps make one epoch of a ticket;
+* ``route(model, X, groups)``: every sample's ticket at predict time (the router's, or
+  under label routing the detectors' own decision);
 * ``decision(model, X, groups)``: the scores a prediction is read from;
+* ``export_output``: what the exported model (:func:`~sklearn_rtl.to_torch`) returns;
 * ``predict_outputs(outputs)``, ``held_out_tickets(router, X, groups)``: the same for the raw
   outputs of the trainer on held-out rows (its loss and ``EpochScoring``).
 """
@@ -25,6 +28,7 @@ class MulticlassTask:
     """Every ticket is a full K-way classifier of the samples routed to it."""
 
     name = "multiclass"
+    export_output = "proba"
 
     def n_outputs(self, y_train) -> int:
         return int(np.max(y_train)) + 1
@@ -42,6 +46,10 @@ class MulticlassTask:
         """One pass over the ticket's own samples."""
         rows, per_step = pools[0]
         return -(-len(rows) // per_step)
+
+    def route(self, model, X, groups=None):
+        """Every sample's ticket: the router's."""
+        return model.router_tickets(X, groups)
 
     def decision(self, model, X, groups=None):
         """Logits of every sample's own ticket, shape ``(n_samples, n_outputs)``."""
@@ -67,6 +75,7 @@ class OneVsRestTask(MulticlassTask):
     """
 
     name = "ovr"
+    export_output = "label_proba"
 
     def n_outputs(self, y_train) -> int:
         return 1
@@ -87,6 +96,10 @@ class OneVsRestTask(MulticlassTask):
         a detector's epoch is as long as a dense model's, whatever its class's size."""
         return -(-n_rows // batch_size)
 
+    def route(self, model, X, groups=None):
+        """Every sample's ticket: the class whose detector scores highest."""
+        return np.argmax(model.outputs(X)[..., 0], axis=1).astype(np.int64)
+
     def decision(self, model, X, groups=None):
         """``log(sigmoid(z_k))`` of every detector, shape ``(n_samples, n_tickets)``."""
         return -np.logaddexp(0.0, -model.outputs(X)[..., 0])
@@ -104,6 +117,7 @@ class RegressionTask(MulticlassTask):
     """Squared error on standardized targets; every ticket predicts all outputs."""
 
     name = "regression"
+    export_output = "regression"
 
     def n_outputs(self, y_train) -> int:
         return y_train.shape[1]
