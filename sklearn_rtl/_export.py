@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._units import compact_ticket
+
 __all__ = ["CSRLinear", "ExportedModel", "export_onnx", "ticket_module", "to_torch"]
 
 
@@ -126,6 +128,11 @@ def ticket_module(estimator, k: int, layout: str = "dense") -> nn.Module:
     multiply by ``y_scale_`` and add ``y_mean_``). It takes input of shape
     ``(n, *input_shape_)``.
 
+    A neuron-level ticket (``prune_granularity="neuron"``) is physically smaller: an
+    ``nn.Sequential`` of the same kind holding only the units (channels) the ticket keeps,
+    the constant a removed unit leaves behind folded into the next layer's bias, so it
+    costs what its kept weights cost (:func:`~sklearn_rtl._units.compact_ticket`).
+
     Parameters
     ----------
     estimator : RTLClassifier or RTLRegressor
@@ -149,8 +156,13 @@ def ticket_module(estimator, k: int, layout: str = "dense") -> nn.Module:
         raise ValueError(f"k must be in [0, {network.n_tickets - 1}], got {k}.")
     if layout not in ("dense", "csr"):
         raise ValueError(f"layout must be 'dense' or 'csr', got {layout!r}.")
-    with torch.no_grad():
-        module = _as_sequential(_with_parameters(network, network.ticket_parameters(int(k))))
+    module = None
+    if getattr(estimator, "prune_granularity", "weight") == "neuron":
+        module = compact_ticket(network, int(k))
+    if module is None:
+        with torch.no_grad():
+            params = network.ticket_parameters(int(k))
+            module = _as_sequential(_with_parameters(network, params))
     if layout == "csr":
         module = _to_csr(module)
     return module.eval()

@@ -28,7 +28,14 @@ from torch import nn
 
 from ._models import MLP, SmallCNN
 
-__all__ = ["compact_cnn", "compact_mlp", "kept_units", "prune_units", "unit_chain"]
+__all__ = [
+    "compact_cnn",
+    "compact_mlp",
+    "compact_ticket",
+    "kept_units",
+    "prune_units",
+    "unit_chain",
+]
 
 
 def _linear_chain(module: nn.Module, prefix: str = "") -> list[str] | None:
@@ -273,3 +280,18 @@ def compact_cnn(template: SmallCNN, params: dict, keep: list[torch.Tensor]) -> n
             params["head.bias"] + params["head.weight"][:, ~previous] @ level[~previous]
         )
     return nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(1), head)
+
+
+def compact_ticket(network, k: int) -> nn.Module | None:
+    """Ticket ``k`` of a :class:`~sklearn_rtl.TicketNetwork` as a compact dense network
+    (:func:`compact_mlp` or :func:`compact_cnn`), in eval mode; None where the network has
+    no :func:`unit_chain`."""
+    chain = unit_chain(network.template, network.prunable)
+    if chain is None:
+        return None
+    keep = kept_units(network.get_masks(), chain, k)
+    with torch.no_grad():
+        params = network.ticket_parameters(k)
+        if type(network.template) is SmallCNN:
+            return compact_cnn(network.template, params, keep).eval()
+        return compact_mlp(params, chain, keep).eval()
