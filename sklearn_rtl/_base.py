@@ -212,6 +212,8 @@ class BaseRTL(BaseEstimator):
             regressor.
         groups : array-like of shape (n_samples,), default=None
             Every sample's context, required by ``routing="groups"`` (ignored otherwise).
+            Keyword-only, as is ``sample_weight``: a third positional argument would be
+            taken for one of them, silently.
         sample_weight : array-like of shape (n_samples,), default=None
             Weights every sample's loss (each ticket's loss is its weighted mean) and the
             KMeans router. Rows of weight zero are dropped: the same as not passing them.
@@ -587,6 +589,7 @@ class BaseRTL(BaseEstimator):
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        self._fill_new_parameters()
         if "net_" in state and "_task" not in state:  # pickled by 0.1.0: no task object
             try:
                 self._task = self._make_task()
@@ -596,6 +599,15 @@ class BaseRTL(BaseEstimator):
                     f"This model was pickled by sklearn-rtl {version} and cannot be read by "
                     f"{__version__}: refit it, or load it with sklearn-rtl {version}."
                 ) from error
+
+    def _fill_new_parameters(self):
+        """Give every constructor parameter missing from an older pickle (one added since
+        it was written) its default, so that ``repr``, ``get_params``, ``clone`` and a refit
+        work; the fitted model and its predictions are left as they were."""
+        signature = inspect.signature(type(self).__init__)
+        for name in self._get_param_names():
+            if name not in vars(self):
+                setattr(self, name, signature.parameters[name].default)
 
     @property
     def masks_(self):
@@ -655,8 +667,11 @@ class BaseRTL(BaseEstimator):
                 f"fitted on samples of shape {self._X_sample_shape}."
             )
 
-    def score(self, X, y, sample_weight=None, groups=None):
+    def score(self, X, y, sample_weight=None, *, groups=None):
         """The estimator's default score (``_score_metric``) of ``predict(X, groups)``.
+
+        ``sample_weight`` keeps scikit-learn's place (third); ``groups`` is keyword-only, so
+        that a third positional argument is never taken for groups (nor groups for weights).
 
         Parameters
         ----------

@@ -24,7 +24,7 @@ from ._routing import distinct_values
 __all__ = ["FitInputs", "FitPlan", "Rows", "sample_weights", "split_held_out"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Rows:
     """Rows of a fit, every array aligned with ``X``'s rows.
 
@@ -57,7 +57,7 @@ class Rows:
         return data
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FitPlan:
     """What a fit resolved from its parameters and the data, before training.
 
@@ -90,7 +90,7 @@ class FitPlan:
     loader_seed: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FitInputs:
     """What ``fit`` works on once the data is validated.
 
