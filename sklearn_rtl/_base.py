@@ -212,8 +212,7 @@ class BaseRTL(BaseEstimator):
             regressor.
         groups : array-like of shape (n_samples,), default=None
             Every sample's context, required by ``routing="groups"`` (ignored otherwise).
-            Keyword-only, as is ``sample_weight``: a third positional argument would be
-            taken for one of them, silently.
+            Keyword-only, as is ``sample_weight``.
         sample_weight : array-like of shape (n_samples,), default=None
             Weights every sample's loss (each ticket's loss is its weighted mean) and the
             KMeans router. Rows of weight zero are dropped: the same as not passing them.
