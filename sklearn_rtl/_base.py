@@ -28,7 +28,7 @@ from ._batches import dense_rows
 from ._collapse import detect_collapse
 from ._compact import compact_fitted_net
 from ._diagnostics import collapse_score
-from ._fitdata import FitInputs, drop_zero_weight, sample_weights, split_held_out
+from ._fitdata import FitInputs, FitPlan, Rows, drop_zero_weight, sample_weights, split_held_out
 from ._inference import RoutedModel
 from ._models import build_template, network_input_shape
 from ._network import make_ticket_network
@@ -196,7 +196,7 @@ class BaseRTL(BaseEstimator):
         raise NotImplementedError
 
     # -------------------------------------------------------------------- fit
-    def fit(self, X, y, groups=None, sample_weight=None):
+    def fit(self, X, y, *, groups=None, sample_weight=None):
         """Extract the tickets and retrain them jointly.
 
         Atomic: if fitting raises (or is interrupted), the estimator is left exactly as it
@@ -212,9 +212,12 @@ class BaseRTL(BaseEstimator):
             regressor.
         groups : array-like of shape (n_samples,), default=None
             Every sample's context, required by ``routing="groups"`` (ignored otherwise).
+            Keyword-only, as is ``sample_weight``.
         sample_weight : array-like of shape (n_samples,), default=None
             Weights every sample's loss (each ticket's loss is its weighted mean) and the
             KMeans router. Rows of weight zero are dropped: the same as not passing them.
+            Only relative weights matter: they are divided by the power of two that puts
+            the largest in ``[1, 2)``, so no positive weight underflows in float32.
 
         Returns
         -------
@@ -236,11 +239,12 @@ class BaseRTL(BaseEstimator):
         """The fitted router and every training row's ticket (the partition of Alg. 1);
         with ``verbose``, a line when KMeans gave some cluster no ticket."""
         router = make_router(
-            self.routing, self.n_clusters, d.router_seed, self.unknown_group,
+            self.routing, self.n_clusters, d.plan.router_seed, self.unknown_group,
             self.min_cluster_size,
         )  # fmt: skip
-        targets = d.task.router_targets(d.y, d.y_train)
-        ticket_ids = router.fit(d.X, targets, groups=d.groups, sample_weight=d.weight)
+        train = d.train
+        targets = d.plan.task.router_targets(train.y, train.y_train)
+        ticket_ids = router.fit(train.X, targets, groups=train.groups, sample_weight=train.weight)
         if self.verbose and (note := router.merge_note()):
             print(note)
         return router, ticket_ids
@@ -249,41 +253,42 @@ class BaseRTL(BaseEstimator):
         """The fit as a script; returns every fitted attribute."""
         d = self._prepare(X, y, groups, sample_weight)
         router, ticket_ids = self._fit_router(d)
-        data = {"X": d.X, "ticket": ticket_ids.astype(np.int64)}
-        if d.weight is not None:
-            data["weight"] = d.weight
+        train, plan = d.train, d.plan
+        data = train.trainer_data(ticket_ids)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(d.torch_seed)
+            torch.manual_seed(plan.torch_seed)
             trainer = self._make_trainer(d, router)
-            model = RoutedModel(router, trainer.module_, d.input_shape, trainer.device, d.task)
+            model = RoutedModel(
+                router, trainer.module_, plan.input_shape, trainer.device, plan.task
+            )
             score = None
             if d.held_out is not None:
                 held = d.held_out
                 score = partial(
-                    self._held_out_score, model, d.targets, held["X"], held["y"], held["groups"]
+                    self._held_out_score, model, plan.targets, held.X, held.y, held.groups
                 )
                 if self.early_stopping:  # the score of every epoch decides when stages end
                     dict(trainer.callbacks_)["held_out_score"].score = score
-            start = rewind_point(trainer, data, d.y_train, self.rewind_epoch)
+            start = rewind_point(trainer, data, train.y_train, self.rewind_epoch)
             rounds, scores = extract_tickets(
                 trainer,
                 data,
-                d.y_train,
+                train.y_train,
                 start=start,
                 tickets=trainer.module_.tickets,
-                schedule=d.selection.schedule(),
+                schedule=plan.selection.schedule(),
                 epochs=min(self.max_prune_epochs, self.max_epochs),
                 scope=self.prune_scope,
                 score=score,
-                score_last=d.selection.needs_held_out or self.validation_fraction is not None,
-                stop=d.selection.should_stop,
+                score_last=plan.selection.needs_held_out or self.validation_fraction is not None,
+                stop=plan.selection.should_stop,
                 shared=resolve_shared_layers(self.shared_layers, trainer.module_.prunable),
             )
-            chosen = d.selection.choose([s for s, _ in scores], len(rounds) - 1)
+            chosen = plan.selection.choose([s for s, _ in scores], len(rounds) - 1)
             retrain_jointly(
                 trainer,
                 data,
-                d.y_train,
+                train.y_train,
                 tickets=rounds[chosen],
                 start=start,
                 epochs=self.max_epochs,
@@ -292,15 +297,15 @@ class BaseRTL(BaseEstimator):
         diagnostics = self._finished(trainer, rounds, scores)
         compact_fitted_net(trainer)  # keep only what prediction needs (no optimizer state)
         return {
-            **d.targets,
+            **plan.targets,
             **diagnostics,
             **({"auto_round_": chosen} if isinstance(self.sparsity, str) else {}),
             "router_": router,
             "n_tickets_": router.n_tickets_,
             "net_": trainer,
-            "input_shape_": d.input_shape,
-            "_X_sample_shape": d.sample_shape,
-            "_task": d.task,
+            "input_shape_": plan.input_shape,
+            "_X_sample_shape": plan.sample_shape,
+            "_task": plan.task,
         }
 
     def _prepare(self, X, y, groups, sample_weight) -> FitInputs:
@@ -328,12 +333,14 @@ class BaseRTL(BaseEstimator):
         y_train, targets = self._encode_targets(y)
         selection = make_selection(self.sparsity, self.sparsity_ceiling, self.n_prune_rounds)
         random_state = check_random_state(self.random_state)
-        seeds = [int(s) for s in random_state.randint(0, 2**31 - 1, size=3)]
-        arrays = {"X": X, "y": y, "y_train": y_train, "groups": groups, "weight": weight}
+        torch_seed, router_seed, loader_seed = (
+            int(s) for s in random_state.randint(0, 2**31 - 1, size=3)
+        )
+        train = {"X": X, "y": y, "y_train": y_train, "groups": groups, "weight": weight}
         held_out = None
         if selection.needs_held_out or self.validation_fraction is not None or self.early_stopping:
-            arrays, held = split_held_out(
-                arrays,
+            train, held = split_held_out(
+                train,
                 y_train,
                 groups,
                 self.validation_fraction or _AUTO_VALIDATION_FRACTION,
@@ -341,12 +348,19 @@ class BaseRTL(BaseEstimator):
                 stratify=is_classifier(self),
                 keep_groups=isinstance(self.routing, str) and self.routing == "groups",
             )
-            held_out = held
-        return FitInputs(
-            arrays["X"], arrays["y"], arrays["y_train"], arrays["groups"], arrays["weight"],
-            held_out, targets, self._make_task(), selection, sample_shape, input_shape, hidden,
-            *seeds,
-        )  # fmt: skip
+            held_out = Rows(**held)
+        plan = FitPlan(
+            targets=targets,
+            task=self._make_task(),
+            selection=selection,
+            sample_shape=sample_shape,
+            input_shape=input_shape,
+            hidden=hidden,
+            torch_seed=torch_seed,
+            router_seed=router_seed,
+            loader_seed=loader_seed,
+        )
+        return FitInputs(train=Rows(**train), held_out=held_out, plan=plan)
 
     def _class_weights(self, y):
         """Per-sample weights of ``class_weight`` (classifier), or None."""
@@ -383,15 +397,16 @@ class BaseRTL(BaseEstimator):
     # ------------------------------------------------------------------ model
     def _make_network(self, d: FitInputs, n_tickets):
         """The ticket network for this fit (seeded by the caller)."""
-        n_outputs = d.task.n_outputs(d.y_train)
+        n_outputs = d.plan.task.n_outputs(d.train.y_train)
         template = self._build_template(d, n_outputs)
         prunable = resolve_prunable(template, self.prunable, self.prune_output_layer)
         if not prunable:
             raise self._nothing_to_prune(template)
         self._check_optimizer_params()
         network = make_ticket_network(template, n_tickets, prunable, self.ticket_batchnorm)
-        probe = dense_rows(d.X, slice(0, 2), d.input_shape)
-        self._check_output_shape(network, probe, n_outputs, (d.X.shape[0], *d.input_shape))
+        X, input_shape = d.train.X, d.plan.input_shape
+        probe = dense_rows(X, slice(0, 2), input_shape)
+        self._check_output_shape(network, probe, n_outputs, (X.shape[0], *input_shape))
         return network
 
     def _make_trainer(self, d: FitInputs, router):
@@ -404,14 +419,14 @@ class BaseRTL(BaseEstimator):
             optimizer=self.optimizer,
             lr=self.lr,
             max_epochs=self.max_epochs,
-            batch_size=min(200, d.X.shape[0]) if self.batch_size == "auto" else self.batch_size,
+            batch_size=min(200, len(d.train.y)) if self.batch_size == "auto" else self.batch_size,
             train_split=self._held_out_split(d, router),
             callbacks=self._stage_callbacks(d),
             device=self.device,
             verbose=self.verbose,
-            task=d.task,
-            loader_rng=np.random.default_rng(d.loader_seed),
-            input_shape=d.input_shape,
+            task=d.plan.task,
+            loader_rng=np.random.default_rng(d.plan.loader_seed),
+            input_shape=d.plan.input_shape,
             **optimizer_params,
         ).initialize()
 
@@ -422,8 +437,8 @@ class BaseRTL(BaseEstimator):
         if d.held_out is None:
             return None
         held = d.held_out
-        ticket = d.task.held_out_tickets(router, held["X"], held["groups"])
-        return predefined_split(Dataset({"X": held["X"], "ticket": ticket}, held["y_train"]))
+        ticket = d.plan.task.held_out_tickets(router, held.X, held.groups)
+        return predefined_split(Dataset({"X": held.X, "ticket": ticket}, held.y_train))
 
     def _stage_callbacks(self, d: FitInputs):
         """The stopping rule of every stage, the progress bar and the user's callbacks."""
@@ -441,7 +456,7 @@ class BaseRTL(BaseEstimator):
         """The untrained network; a ``TypeError`` from ``module_params`` names them."""
         try:
             return build_template(
-                self.module, self.module_params, d.input_shape, d.hidden, n_outputs
+                self.module, self.module_params, d.plan.input_shape, d.plan.hidden, n_outputs
             )
         except TypeError as error:
             if not self.module_params:
@@ -571,6 +586,7 @@ class BaseRTL(BaseEstimator):
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        self._fill_new_parameters()
         if "net_" in state and "_task" not in state:  # pickled by 0.1.0: no task object
             try:
                 self._task = self._make_task()
@@ -580,6 +596,15 @@ class BaseRTL(BaseEstimator):
                     f"This model was pickled by sklearn-rtl {version} and cannot be read by "
                     f"{__version__}: refit it, or load it with sklearn-rtl {version}."
                 ) from error
+
+    def _fill_new_parameters(self):
+        """Give every constructor parameter missing from an older pickle (one added since
+        it was written) its default, so that ``repr``, ``get_params``, ``clone`` and a refit
+        work; the fitted model and its predictions are left as they were."""
+        signature = inspect.signature(type(self).__init__)
+        for name in self._get_param_names():
+            if name not in vars(self):
+                setattr(self, name, signature.parameters[name].default)
 
     @property
     def masks_(self):
@@ -639,8 +664,11 @@ class BaseRTL(BaseEstimator):
                 f"fitted on samples of shape {self._X_sample_shape}."
             )
 
-    def score(self, X, y, sample_weight=None, groups=None):
+    def score(self, X, y, sample_weight=None, *, groups=None):
         """The estimator's default score (``_score_metric``) of ``predict(X, groups)``.
+
+        ``sample_weight`` keeps scikit-learn's place (third); ``groups`` is keyword-only, so
+        that a third positional argument is never taken for groups (nor groups for weights).
 
         Parameters
         ----------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
@@ -13,6 +15,16 @@ from ._base import BaseRTL, predict_doc, with_parameter
 from ._params import ROUTER_CONSTRAINT
 from ._routing import distinct_values
 from ._tasks import MulticlassTask, OneVsRestTask
+
+
+def _check_class_weight(label, weight):
+    """A ``ValueError`` naming ``class_weight`` and the class unless ``weight`` is a finite,
+    non-negative number (a negative weight would drop the class's rows, not weigh them)."""
+    if not (isinstance(weight, numbers.Real) and np.isfinite(weight) and weight >= 0):
+        raise ValueError(
+            f"class_weight must map every class to a finite, non-negative weight; got "
+            f"{weight!r} for class {label!r}."
+        )
 
 
 class RTLClassifier(ClassifierMixin, BaseRTL):
@@ -306,6 +318,9 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
     def _class_weights(self, y):
         if self.class_weight is None:
             return None
+        if isinstance(self.class_weight, dict):
+            for label, weight in self.class_weight.items():
+                _check_class_weight(label, weight)
         try:
             return compute_sample_weight(self.class_weight, y)
         except ValueError as error:

@@ -1,8 +1,10 @@
 """The data a fit works on: validated rows, sample weights and the held-out split.
 
-* :class:`FitInputs`: what ``fit`` works on once the data is validated;
-* :func:`sample_weights`: ``sample_weight`` (and a classifier's ``class_weight``) checked,
-  with rows of weight zero dropped, so that a weight of zero is exactly dropping the row;
+* :class:`FitInputs`: what ``fit`` works on once the data is validated: the training
+  :class:`Rows`, the held-out :class:`Rows` (or None) and the :class:`FitPlan`;
+* :func:`sample_weights`: ``sample_weight`` (and a classifier's ``class_weight``) checked
+  and scaled by a power of two (only relative weights matter), with rows of weight zero
+  dropped, so that a weight of zero is exactly dropping the row;
 * :func:`split_held_out`: the held-out rows of ``validation_fraction`` (stratified, and
   every class and group keeps a training row), shared by early stopping, the per-round
   scores and ``sparsity="auto"``.
@@ -10,7 +12,8 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -18,20 +21,64 @@ from sklearn.utils.validation import _check_sample_weight
 
 from ._routing import distinct_values
 
-__all__ = ["FitInputs", "sample_weights", "split_held_out"]
+__all__ = ["FitInputs", "FitPlan", "Rows", "sample_weights", "split_held_out"]
 
 
-class FitInputs(NamedTuple):
-    """What ``fit`` works on once the data is validated: flat rows (dense or sparse),
-    targets as given and encoded, groups, sample weights (or None), the held-out rows (or
-    None), target attributes, the task and sparsity strategy, shapes, widths and seeds."""
+@dataclass(frozen=True, kw_only=True)
+class Rows:
+    """Rows of a fit, every array aligned with ``X``'s rows.
+
+    Attributes
+    ----------
+    X : ndarray or scipy.sparse.csr_matrix
+        Flat float32 rows (the network reshapes them to ``input_shape``).
+    y : ndarray
+        Targets as given.
+    y_train : ndarray
+        Targets as the network trains on them (class indices, or standardized values).
+    groups : ndarray or None
+        Every row's context.
+    weight : ndarray of float32 or None
+        Every row's (relative, positive) weight; None when every weight is one.
+    """
 
     X: object
     y: np.ndarray
     y_train: np.ndarray
     groups: np.ndarray | None
     weight: np.ndarray | None
-    held_out: dict | None
+
+    def trainer_data(self, ticket):
+        """The rows as the trainer takes them: ``X``, every row's ``ticket`` (int64) and,
+        where the rows are weighted, their ``weight``."""
+        data = {"X": self.X, "ticket": np.asarray(ticket).astype(np.int64)}
+        if self.weight is not None:
+            data["weight"] = self.weight
+        return data
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitPlan:
+    """What a fit resolved from its parameters and the data, before training.
+
+    Attributes
+    ----------
+    targets : dict
+        Fitted target attributes (``classes_``; ``y_mean_``, ``y_scale_``, ...).
+    task : object
+        The task object (``_tasks.py``): loss, outputs and held-out routing.
+    selection : object
+        The sparsity strategy (``_selection.py``): schedule and chosen round.
+    sample_shape : tuple of int
+        Shape of one sample of ``X`` as given.
+    input_shape : tuple of int
+        Shape of one sample as the network takes it.
+    hidden : tuple of int or None
+        Hidden widths of the default network (None with a user ``module``).
+    torch_seed, router_seed, loader_seed : int
+        Seeds of the network's initialization, the router and the batch order.
+    """
+
     targets: dict
     task: object
     selection: object
@@ -43,22 +90,60 @@ class FitInputs(NamedTuple):
     loader_seed: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class FitInputs:
+    """What ``fit`` works on once the data is validated.
+
+    Attributes
+    ----------
+    train : Rows
+        The rows the tickets train on.
+    held_out : Rows or None
+        The rows held out for early stopping and the per-round scores, or None.
+    plan : FitPlan
+    """
+
+    train: Rows
+    held_out: Rows | None
+    plan: FitPlan
+
+
+# the smallest positive weight, relative to the largest, that float32 holds at full precision
+_SMALLEST_RELATIVE_WEIGHT = float(np.finfo(np.float32).tiny)
+
+
 def sample_weights(X, sample_weight, class_weight=None):
     """Checked float32 weights, or None when every weight is one.
 
     ``class_weight`` (an array of per-sample class weights, from scikit-learn's
-    ``compute_sample_weight``) multiplies ``sample_weight``. Negative weights, and weights
-    that are all zero, raise a ``ValueError``.
+    ``compute_sample_weight``) multiplies ``sample_weight``. Negative or non-finite weights,
+    and weights that are all zero, raise a ``ValueError``.
+
+    Only relative weights matter (every ticket's loss is its weighted mean), so the weights
+    are divided by the power of two that puts the largest in ``[1, 2)``: exact, so the
+    float32 weights are the given ones rescaled, and no positive weight underflows to zero
+    (or overflows) in float32. Positive weights smaller than about 1e-38 times the largest
+    cannot be told from zero in float32 and raise a ``ValueError``.
     """
     if sample_weight is None and class_weight is None:
         return None
     weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
     if class_weight is not None:
         weight = weight * class_weight
-    if not np.isfinite(weight).all() or weight.sum() <= 0:
+    if not np.isfinite(weight).all() or (weight < 0).any() or weight.sum() <= 0:
         raise ValueError(
             "sample_weight must hold finite, non-negative weights that are not all zero "
             f"(sum {weight.sum():.3g})."
+        )
+    positive = weight[weight > 0]
+    weight = weight / 2.0 ** np.floor(np.log2(positive.max()))
+    ratio = positive.min() / positive.max()
+    if ratio < _SMALLEST_RELATIVE_WEIGHT:
+        raise ValueError(
+            f"sample_weight spans too wide a range to train on in float32: its smallest "
+            f"positive weight ({positive.min():.3g}) is {ratio:.3g} times its largest "
+            f"({positive.max():.3g}), below {_SMALLEST_RELATIVE_WEIGHT:.3g}. Set the weights "
+            f"that small to zero to drop their rows, or raise them."
         )
     return None if np.all(weight == 1.0) else weight.astype(np.float32)
 
@@ -92,6 +177,20 @@ def _keep_every_class(codes, fit_index, val_index, fraction):
     return np.sort(np.concatenate([fit_index, back])), val_index
 
 
+def _check_both_sides(fraction, n_rows):
+    """A ``ValueError`` naming ``validation_fraction`` unless holding out ``fraction`` of
+    ``n_rows`` rows (``ceil``, as ``train_test_split`` counts) leaves a row on both sides."""
+    n_held = math.ceil(fraction * n_rows)
+    if 0 < n_held < n_rows:
+        return
+    raise ValueError(
+        f"validation_fraction={fraction:g} holds out {n_held} of the {n_rows} training rows, "
+        f"leaving {n_rows - n_held} to train on: the split needs at least one row on each "
+        f"side. Use a validation_fraction of at most {n_rows - 1}/{n_rows} for this data, or "
+        f"give more rows."
+    )
+
+
 def split_held_out(arrays, y_train, groups, fraction, seed, stratify, keep_groups=False):
     """Hold out ``fraction`` of the rows (stratified by class when possible).
 
@@ -109,6 +208,8 @@ def split_held_out(arrays, y_train, groups, fraction, seed, stratify, keep_group
     -------
     train, held_out : dict of str to array or None
     """
+    fraction = float(fraction)  # a numpy float too; the parameter itself stays as given
+    _check_both_sides(fraction, len(y_train))
     index = np.arange(len(y_train))
     try:
         fit_index, val_index = train_test_split(
