@@ -293,8 +293,12 @@ def encode_network(network) -> tuple[dict, dict]:
         buffers[name] = list(value.shape)
     weights = network.get_weights()
     device = next(iter(weights.values())).device if weights else torch.device("cpu")
-    meta = {"class": type(network).__name__, "compact": compact, "buffers": buffers}
-    meta["device"] = str(device)
+    meta = {
+        "class": type(network).__name__,
+        "compact": compact,
+        "buffers": buffers,
+        "device": str(device),
+    }
     return {key: value.contiguous() for key, value in tensors.items()}, meta
 
 
