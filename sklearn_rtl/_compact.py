@@ -12,9 +12,16 @@ dense float32 weights, whatever its sparsity:
   (rewound) initial values, so not even a compressor saw the sparsity.
 
 :func:`compact_fitted_net` fixes the first two and zeroes every unused weight in memory;
-:func:`network_getstate` / :func:`network_setstate` store a :class:`TicketNetwork` as the
-values of the union of the ticket masks, the union as a bitmap (1 bit per weight) and every
-ticket's mask restricted to the union (``|union|`` bits per ticket).
+:func:`compact_arrays` describes a :class:`TicketNetwork` by the values of the union of the
+ticket masks, the union as a bitmap (1 bit per weight) and every ticket's mask restricted to
+the union (``|union|`` bits per ticket).
+
+One codec stores a fitted network, for pickle and for ``save`` alike:
+:func:`encode_network` gives those arrays plus the other buffers (batch-norm statistics) as
+tensors and a plain description (validated by :func:`check_network_meta`);
+:func:`decode_network` loads them into a network of the same architecture. A pickle holds
+them zlib-compressed next to the network's skeleton (:func:`network_getstate`); ``save``
+writes them as safetensors and the description into its manifest.
 """
 
 from __future__ import annotations
@@ -27,9 +34,14 @@ from torch import nn
 
 __all__ = [
     "COMPACT_FORMAT",
+    "NETWORK_CLASSES",
+    "available_device",
+    "check_network_meta",
     "compact_arrays",
     "compact_fitted_net",
-    "compact_router",
+    "decode_network",
+    "encode_network",
+    "is_count",
     "network_getstate",
     "network_setstate",
     "restore_arrays",
@@ -179,8 +191,14 @@ def restore_arrays(network, arrays: dict, meta: dict, device=None) -> None:
     if n_tickets != network.n_tickets:
         raise ValueError(f"Stored {n_tickets} tickets, the network has {network.n_tickets}.")
     weights, holder = nn.ParameterDict(), nn.Module()
+    own = dict(network.weights.items())  # empty in a pickled skeleton
     for name in network.param_names:
         shape = tuple(int(s) for s in meta["shapes"][name])
+        if own and tuple(own[_key(name)].shape[1:]) != shape:
+            raise ValueError(
+                f"{name!r} was stored with shape {shape}, the network's is "
+                f"{tuple(own[_key(name)].shape[1:])}."
+            )
         if name in network.prunable:
             weight, mask = _restore_prunable(arrays, name, shape, n_tickets, n_copies)
             holder.register_buffer(_key(name), mask.to(device))
@@ -190,6 +208,10 @@ def restore_arrays(network, arrays: dict, meta: dict, device=None) -> None:
                 raise ValueError(
                     f"{name!r} has shape {tuple(weight.shape)}, expected {(n_copies, *shape)}."
                 )
+        if own and weight.dtype != own[_key(name)].dtype:
+            raise ValueError(
+                f"{name!r} was stored as {weight.dtype}, the network's is {own[_key(name)].dtype}."
+            )
         weights[_key(name)] = nn.Parameter(weight.to(device))
     network._modules["weights"] = weights
     network._modules["masks"] = holder
@@ -222,47 +244,251 @@ def _inflate(encoded: dict) -> dict:
     return out
 
 
-def network_getstate(network) -> dict:
-    """Pickle state of a :class:`TicketNetwork`: its attributes without the dense weights
-    and masks, plus their compact form (:func:`compact_arrays`) under ``"_compact"``.
+def available_device(device) -> torch.device:
+    """``device``, or the CPU where torch cannot use that device on this machine (a model
+    fitted on a GPU loads on a CPU-only machine, as skorch does for pickles)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count():
+            return torch.device("cpu")
+    elif device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            return torch.device("cpu")
+    return device
 
-    Call it from ``TicketNetwork.__getstate__``. The arrays are zlib-compressed. Other
-    buffers (batch-norm statistics) stay as they are.
+
+def _stored_buffers(network) -> dict[str, torch.Tensor]:
+    """The network's state besides its weights and masks (e.g. batch-norm statistics),
+    named as ``state_dict`` names it."""
+    state = network.state_dict(keep_vars=True)
+    return {k: v for k, v in state.items() if not k.startswith(("weights.", "masks."))}
+
+
+def encode_network(network) -> tuple[dict, dict]:
+    """The fitted ticket network as tensors plus a plain description: what ``save`` writes
+    and what a pickle of the network holds.
+
+    Parameters
+    ----------
+    network : TicketNetwork
+
+    Returns
+    -------
+    tensors : dict of str to Tensor
+        ``param/<key>`` for every array of :func:`compact_arrays` and ``buffer/<name>``
+        for every other entry of the network's ``state_dict`` (batch-norm statistics);
+        contiguous, on the CPU.
+    meta : dict
+        JSON-able: ``class`` (the network's class name), ``compact`` (the description of
+        :func:`compact_arrays`), ``buffers`` (``{name: shape}``) and ``device`` (where the
+        weights live). :func:`check_network_meta` validates it.
     """
-    arrays, meta = compact_arrays(network)
+    arrays, compact = compact_arrays(network)
+    tensors = {f"param/{key}": _as_tensor(value) for key, value in arrays.items()}
+    buffers = {}
+    for name, value in _stored_buffers(network).items():
+        tensors[f"buffer/{name}"] = value.detach().cpu()
+        buffers[name] = list(value.shape)
     weights = network.get_weights()
-    meta["device"] = str(next(iter(weights.values())).device) if weights else "cpu"
-    state = network.__dict__.copy()
-    modules = dict(state["_modules"])
-    modules["weights"] = nn.ParameterDict()
-    modules["masks"] = nn.Module()
-    state["_modules"] = modules
+    device = next(iter(weights.values())).device if weights else torch.device("cpu")
+    meta = {
+        "class": type(network).__name__,
+        "compact": compact,
+        "buffers": buffers,
+        "device": str(device),
+    }
+    return {key: value.contiguous() for key, value in tensors.items()}, meta
+
+
+NETWORK_CLASSES = ("TicketNetwork", "TicketBatchNormNetwork")
+
+
+def is_count(value, minimum: int = 0) -> bool:
+    """A real ``int`` of at least ``minimum`` (a bool is not a count, though ``True == 1``)."""
+    return type(value) is int and value >= minimum
+
+
+def _is_shape(value) -> bool:
+    return isinstance(value, list) and len(value) <= 8 and all(is_count(s) for s in value)
+
+
+def _is_names(value) -> bool:
+    return (
+        isinstance(value, list)
+        and all(isinstance(n, str) for n in value)
+        and len(set(value)) == len(value)
+    )
+
+
+def _meta_problem(meta) -> str | None:
+    """What is wrong with a network description, or None."""
+    if not isinstance(meta, dict) or not {"class", "compact", "buffers"} <= set(meta):
+        return "it is not a dict with class, compact and buffers"
+    if set(meta) - {"class", "compact", "buffers", "device"}:
+        return f"unknown entries {sorted(set(meta) - {'class', 'compact', 'buffers', 'device'})}"
+    if meta["class"] not in NETWORK_CLASSES:
+        return f"class {meta['class']!r} is not one of {list(NETWORK_CLASSES)}"
+    compact = meta["compact"]
+    keys = {"format", "n_tickets", "n_copies", "param_names", "prunable", "shapes"}
+    if not isinstance(compact, dict) or set(compact) != keys:
+        return f"compact must hold exactly {sorted(keys)}"
+    if not (is_count(compact["format"]) and compact["format"] == COMPACT_FORMAT):
+        return f"compact format {compact['format']!r} is not {COMPACT_FORMAT}"
+    n_tickets, n_copies = compact["n_tickets"], compact["n_copies"]
+    if not is_count(n_tickets, 1) or not (is_count(n_copies, 1) and n_copies in (1, n_tickets)):
+        return f"n_tickets={n_tickets!r}, n_copies={n_copies!r} (positive ints, 1 or n_tickets)"
+    names, shapes = compact["param_names"], compact["shapes"]
+    if not (_is_names(names) and _is_names(compact["prunable"])):
+        return "param_names and prunable must be lists of distinct names"
+    if not set(compact["prunable"]) <= set(names):
+        return "prunable names parameters that param_names lacks"
+    if not isinstance(shapes, dict) or set(shapes) != set(names):
+        return "shapes must give the shape of every parameter"
+    buffers = meta["buffers"]
+    if not all(_is_shape(s) for s in shapes.values()) or not isinstance(buffers, dict):
+        return "a shape is not a list of non-negative ints"
+    if not all(isinstance(k, str) and _is_shape(s) for k, s in buffers.items()):
+        return "buffers must map names to shapes (lists of non-negative ints)"
+    try:
+        torch.device(meta.get("device", "cpu"))
+    except (RuntimeError, TypeError):
+        return f"device {meta['device']!r} is not a torch device"
+    return None
+
+
+def check_network_meta(meta) -> None:
+    """Validate the description of :func:`encode_network`: every entry's type and range.
+
+    Raises
+    ------
+    ValueError
+        Naming the first invalid entry.
+    """
+    problem = _meta_problem(meta)
+    if problem is not None:
+        raise ValueError(f"The stored network description is invalid: {problem}.")
+
+
+def _param_keys(compact: dict) -> set[str]:
+    keys = set()
+    for name in compact["param_names"]:
+        parts = ("union", "masks", "values") if name in compact["prunable"] else ("dense",)
+        keys.update(f"param/{name}/{part}" for part in parts)
+    return keys
+
+
+@torch.no_grad()
+def decode_network(network, tensors: dict, meta: dict, device=None) -> None:
+    """Load the output of :func:`encode_network` into ``network``, in place.
+
+    ``network`` has the stored architecture: a freshly built network of the same class,
+    template, ticket count and prunable names (``load``), or the skeleton a pickle holds.
+    Its current weights, masks and buffers are replaced; where it has them, their shapes
+    and dtypes must match the stored ones.
+
+    Parameters
+    ----------
+    network : TicketNetwork
+    tensors, meta : dict
+        As :func:`encode_network` returns them.
+    device : str or torch.device, default=None
+        Where to put the tensors; by default the stored device, or the CPU where that
+        device is not available here.
+
+    Raises
+    ------
+    ValueError
+        If the description is invalid or the tensors do not fit the network.
+    """
+    check_network_meta(meta)
+    if meta["class"] != type(network).__name__:
+        raise ValueError(f"A {meta['class']} was stored, not a {type(network).__name__}.")
+    device = available_device(meta.get("device", "cpu") if device is None else device)
+    buffers = {f"buffer/{name}" for name in meta["buffers"]}
+    if set(tensors) != _param_keys(meta["compact"]) | buffers:
+        raise ValueError("The stored tensors are not the ones the description lists.")
+    arrays = {k.removeprefix("param/"): v for k, v in tensors.items() if k.startswith("param/")}
+    restore_arrays(network, arrays, meta["compact"], device=device)
+    own = _stored_buffers(network)
+    if set(own) != set(meta["buffers"]):
+        raise ValueError(
+            f"The network has buffers {sorted(own)}, {sorted(meta['buffers'])} were stored."
+        )
+    for name, shape in meta["buffers"].items():
+        value = tensors[f"buffer/{name}"]
+        if not tuple(shape) == tuple(value.shape) == tuple(own[name].shape):
+            raise ValueError(
+                f"Buffer {name!r} has shape {tuple(value.shape)}, the network's "
+                f"{tuple(own[name].shape)}."
+            )
+        if value.dtype != own[name].dtype:
+            raise ValueError(f"Buffer {name!r} is {value.dtype}, the network's {own[name].dtype}.")
+        prefix, _, attr = name.rpartition(".")
+        network.get_submodule(prefix).register_buffer(attr, value.to(device).clone())
+
+
+def _hollow(module: nn.Module, names: set, prefix: str = "") -> nn.Module:
+    """A shallow copy of ``module`` in which every buffer in ``names`` (``state_dict``
+    names) is a meta tensor of the same shape and dtype: the skeleton a pickle holds."""
+    clone = object.__new__(type(module))
+    vars(clone).update(_hollow_state(module, names, prefix))
+    return clone
+
+
+def _hollow_state(module: nn.Module, names: set, prefix: str = "") -> dict:
+    state = dict(vars(module))
+    state["_buffers"] = {
+        attr: torch.empty_like(value, device="meta") if f"{prefix}{attr}" in names else value
+        for attr, value in module._buffers.items()
+    }
+    state["_modules"] = {
+        name: child if child is None else _hollow(child, names, f"{prefix}{name}.")
+        for name, child in module._modules.items()
+    }
+    return state
+
+
+def network_getstate(network) -> dict:
+    """Pickle state of a :class:`TicketNetwork`: :func:`encode_network`'s tensors
+    (zlib-compressed) and description under ``"_codec"``, and the network's skeleton (its
+    attributes, without weights and masks, its other buffers as shape-only meta tensors).
+
+    Call it from ``TicketNetwork.__getstate__``.
+    """
+    tensors, meta = encode_network(network)
+    state = _hollow_state(network, set(meta["buffers"]))
+    state["_modules"]["weights"] = nn.ParameterDict()
+    state["_modules"]["masks"] = nn.Module()
     state.pop("_packed_masks", None)
     state.pop("_union_cache", None)  # a per-step cache of the training masks
-    meta["encoding"] = "zlib"
-    state["_compact"] = (_deflate(arrays), meta)
+    state["_codec"] = (_deflate(tensors), meta)
     return state
 
 
 def network_setstate(network, state: dict) -> None:
     """Inverse of :func:`network_getstate`; call it from ``TicketNetwork.__setstate__``.
 
-    Also reads the state that sklearn-rtl 0.1.0 pickled (dense weights, masks bit-packed
-    under ``"_packed_masks"`` by ``pack_masks``), so models pickled by that version load.
+    The tensors go to the device they were on, or the CPU where it is not available. Also
+    reads the states that sklearn-rtl 0.2 (``"_compact"``: compact arrays, buffers in the
+    module tree) and 0.1.0 (dense weights, masks bit-packed under ``"_packed_masks"``)
+    pickled, so models pickled by those versions load.
     """
     state = dict(state)
+    codec = state.pop("_codec", None)
     compact = state.pop("_compact", None)
     packed = state.pop("_packed_masks", None)
     nn.Module.__setstate__(network, state)
-    if compact is not None:
+    if codec is not None:
+        tensors, meta = codec
+        decode_network(network, _inflate(tensors), meta)
+    elif compact is not None:  # sklearn-rtl 0.2
         arrays, meta = compact
         if meta.get("encoding") == "zlib":
             arrays = _inflate(arrays)
-        device = meta.get("device", "cpu")
-        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-            device = "cpu"
+        device = available_device(meta.get("device", "cpu"))
         restore_arrays(network, arrays, meta, device=device)
-    elif packed is not None:
+    elif packed is not None:  # sklearn-rtl 0.1.0
         holder = nn.Module()
         device = next(iter(network.weights.values())).device
         for name, (shape, bits) in packed[0].items():
@@ -270,16 +496,6 @@ def network_setstate(network, state: dict) -> None:
             mask = torch.from_numpy(np.unpackbits(bits, count=count).astype(bool))
             holder.register_buffer(_key(name), mask.reshape(tuple(shape)).to(device))
         network._modules["masks"] = holder
-
-
-def compact_router(router) -> None:
-    """Drop what routing does not need from a fitted router, in place: the ``labels_`` of
-    a KMeans (one entry per training row) inside an estimator router."""
-    estimator = getattr(router, "estimator_", None)
-    steps = [s for _, s in getattr(estimator, "steps", [])] or [estimator]
-    for step in steps:
-        if hasattr(step, "cluster_centers_") and hasattr(step, "labels_"):
-            del step.labels_
 
 
 def compact_fitted_net(net, keep_batches: bool = False) -> None:

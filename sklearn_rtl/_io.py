@@ -2,18 +2,22 @@
 
 The file is a zip archive of three members:
 
-* ``weights.safetensors`` (deflated): the network as compact tensors: per prunable weight
-  the kept values of the union of the ticket masks, the union as a bitmap and every
-  ticket's mask restricted to the union (:func:`~sklearn_rtl._compact.compact_arrays`),
-  the dense parameters and the buffers (batch-norm statistics);
+* ``weights.safetensors`` (deflated): the network as the tensors of
+  :func:`~sklearn_rtl._compact.encode_network` (the same a pickle holds): per prunable
+  weight the kept values of the union of the ticket masks, the union as a bitmap and every
+  ticket's mask restricted to the union, the dense parameters and the buffers (batch-norm
+  statistics);
 * ``estimator.skops``: the estimator without its network (parameters, classes, router,
   diagnostics), written by :mod:`skops.io`, which rebuilds only types on an explicit
   trusted list;
 * ``manifest.json``: format version, the network's description (plain data, validated)
   and the SHA-256 of both other members.
 
-Loading checks the archive, the manifest and both hashes, refuses any type outside the
-trusted list, and rebuilds the fitted estimator from the data: pickle is never used.
+Loading checks the archive, the manifest (every value's type and range, and that it
+agrees with the estimator's fitted attributes) and both hashes, refuses any type outside
+the trusted list, and rebuilds the fitted estimator from the data: pickle is never used.
+The hashes catch damage, not a deliberate rewrite: the manifest carries no signature, so
+whoever rewrites a member can rewrite its hash too.
 """
 
 from __future__ import annotations
@@ -22,20 +26,37 @@ import copy
 import hashlib
 import json
 import os
+import re
+import types
 import zipfile
 import zlib
 
 import numpy as np
 import torch
 
-from ._compact import compact_arrays, compact_fitted_net, compact_router, restore_arrays
+from ._compact import (
+    available_device,
+    check_network_meta,
+    compact_fitted_net,
+    decode_network,
+    encode_network,
+    is_count,
+)
 
 __all__ = ["FORMAT_VERSION", "load", "save", "trusted_types"]
 
 FORMAT_VERSION = 1
 _FORMAT = "sklearn-rtl"
 _MEMBERS = ("manifest.json", "estimator.skops", "weights.safetensors")
-_NETWORK_CLASSES = ("TicketNetwork", "TicketBatchNormNetwork")
+_MANIFEST_KEYS = {
+    "format",
+    "format_version",
+    "sklearn_rtl_version",
+    "estimator",
+    "network",
+    "history",
+    "sha256",
+}
 
 
 def _import_safe_libraries():
@@ -88,7 +109,7 @@ def _sha256(data: bytes) -> str:
 
 
 def _estimator_without_network(estimator):
-    """A shallow copy of ``estimator`` without ``net_`` and with a compact router copy."""
+    """A shallow copy of ``estimator`` without ``net_`` (the router stores as it is)."""
     if isinstance(estimator.module, torch.nn.Module):
         raise ValueError(
             "save() stores the architecture as data and cannot store a module instance: "
@@ -97,27 +118,7 @@ def _estimator_without_network(estimator):
         )
     stripped = copy.copy(estimator)
     vars(stripped).pop("net_")
-    router = getattr(stripped, "router_", None)
-    if router is not None:
-        router = copy.copy(router)
-        vars(router).pop("model_", None)  # a router bound to the fitted network
-        stripped.router_ = copy.deepcopy(router)
-        compact_router(stripped.router_)
     return stripped
-
-
-def _network_tensors(network) -> tuple[dict, dict]:
-    """Every tensor of the network for safetensors, and their description."""
-    arrays, meta = compact_arrays(network)
-    tensors = {f"param/{key}": torch.as_tensor(value) for key, value in arrays.items()}
-    buffers = {}
-    for key, value in network.state_dict().items():
-        if key.startswith(("weights.", "masks.")):
-            continue
-        tensors[f"buffer/{key}"] = value.detach().cpu()
-        buffers[key] = list(value.shape)
-    tensors = {key: value.contiguous() for key, value in tensors.items()}
-    return tensors, {"compact": meta, "buffers": buffers}
 
 
 def _history(net) -> list:
@@ -130,6 +131,81 @@ def _history(net) -> list:
     return records
 
 
+def _as_path(path) -> str:
+    """``path`` as a ``str`` (``bytes`` paths decoded), or a ``TypeError`` naming it."""
+    try:
+        return os.fsdecode(path)
+    except TypeError:
+        raise TypeError(
+            f"path must be a str, bytes or os.PathLike, got {type(path).__name__}."
+        ) from None
+
+
+def _is_function(value) -> bool:
+    return isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType))
+
+
+def _skops_round_trip(sio, value):
+    """``value`` written by skops and read back (trusting every type it names)."""
+    data = sio.dumps(value)
+    return sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+
+
+def _check_storable(estimator, sio) -> None:
+    """Refuse every parameter that skops cannot store as data, naming it.
+
+    skops stores a function or a class as its import path, so a lambda, a function
+    defined inside another function or a bound method of a local object would be written
+    and never read back; each parameter is written and read back here, and a function
+    must come back as the very same object.
+    """
+    for name, value in estimator.get_params(deep=False).items():
+        try:
+            back = _skops_round_trip(sio, value)
+        except Exception as error:  # skops raises many error types on what it cannot read
+            why = f"{type(error).__name__}: {error}"
+        else:
+            if not _is_function(value) or back is value:
+                continue
+            why = "it reads back as another object"
+        hint = ""
+        if callable(value):
+            hint = (
+                " skops stores a function as its import path, which a lambda or a function "
+                "defined inside another function does not have: pass a function defined "
+                "at the top level of a module"
+                + (" or a list of parameter names" if name == "prunable" else "")
+                + " instead."
+            )
+        raise ValueError(
+            f"save() cannot store {name}={value!r} as data ({why}), so load() could not "
+            f"read the file back.{hint} Or use pickle/joblib (which run code on load)."
+        )
+
+
+def _check_readable(estimator_bytes: bytes, sio) -> None:
+    """Read the estimator part back once before writing it: never write an unloadable file."""
+    try:
+        sio.loads(estimator_bytes, trusted=sio.get_untrusted_types(data=estimator_bytes))
+    except Exception as error:  # skops raises many error types on what it cannot read
+        raise ValueError(
+            f"save() cannot store this estimator as data: skops cannot read its fitted "
+            f"state back ({type(error).__name__}: {error}). Use pickle/joblib (which run "
+            f"code on load)."
+        ) from error
+
+
+def _n_outputs(network, estimator) -> int:
+    """The width of the network's output, from one probe row."""
+    was_training = network.training
+    network.eval()
+    with torch.no_grad():
+        probe = torch.zeros((1, *estimator.input_shape_), device=estimator.net_.device)
+        n_outputs = int(network.forward_ticket(probe, 0).shape[-1])
+    network.train(was_training)
+    return n_outputs
+
+
 def save(estimator, path) -> None:
     """Save a fitted estimator to ``path`` in a format that runs no code on load.
 
@@ -137,13 +213,25 @@ def save(estimator, path) -> None:
     ----------
     estimator : RTLClassifier or RTLRegressor
         Fitted; ``module`` must be ``None`` or an ``nn.Module`` class (an instance cannot
-        be stored as data).
-    path : str or path-like
+        be stored as data), and every parameter must be storable as data by skops (a
+        function must be importable by its name: no lambda, no local function).
+    path : str, bytes or path-like
         Destination file (conventionally ``*.rtl``); overwritten.
+
+    Raises
+    ------
+    ValueError
+        If a parameter cannot be stored as data, naming it; nothing is written then.
 
     See Also
     --------
     load
+
+    Notes
+    -----
+    The manifest holds the SHA-256 of the other members but no signature: ``load``
+    detects a damaged file, not one someone rewrote on purpose (hashes included). Load
+    files only from sources you trust to have written them with ``save``.
 
     Examples
     --------
@@ -162,18 +250,16 @@ def save(estimator, path) -> None:
     from sklearn.utils.validation import check_is_fitted
 
     st, sio = _import_safe_libraries()
+    path = _as_path(path)
     check_is_fitted(estimator, "net_")
+    stripped = _estimator_without_network(estimator)
+    _check_storable(estimator, sio)
+    skops_bytes = sio.dumps(stripped, compression=zipfile.ZIP_DEFLATED)
+    _check_readable(skops_bytes, sio)
     network = estimator.net_.module_
-    tensors, network_meta = _network_tensors(network)
-    was_training = network.training
-    network.eval()
-    with torch.no_grad():
-        probe = torch.zeros((1, *estimator.input_shape_), device=estimator.net_.device)
-        network_meta["n_outputs"] = int(network.forward_ticket(probe, 0).shape[-1])
-    network.train(was_training)
-    network_meta["class"] = type(network).__name__
+    tensors, network_meta = encode_network(network)
+    network_meta["n_outputs"] = _n_outputs(network, estimator)
     weights = st.save(tensors)
-    skops_bytes = sio.dumps(_estimator_without_network(estimator), compression=zipfile.ZIP_DEFLATED)
     from . import __version__
 
     manifest = {
@@ -188,7 +274,7 @@ def save(estimator, path) -> None:
             "weights.safetensors": _sha256(weights),
         },
     }
-    with zipfile.ZipFile(os.fspath(path), "w") as archive:
+    with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("manifest.json", json.dumps(manifest), zipfile.ZIP_DEFLATED)
         archive.writestr("estimator.skops", skops_bytes, zipfile.ZIP_DEFLATED)
         archive.writestr("weights.safetensors", weights, zipfile.ZIP_DEFLATED)
@@ -196,15 +282,17 @@ def save(estimator, path) -> None:
 
 def _tampered(path, why: str) -> ValueError:
     return ValueError(
-        f"{os.fspath(path)!r} is not a valid sklearn-rtl file or was tampered with: {why}. "
+        f"{path!r} is not a valid sklearn-rtl file or was tampered with: {why}. "
         f"Refusing to load it."
     )
 
 
-def _read_archive(path) -> dict[str, bytes]:
-    """The three members, their hashes checked."""
+def _read_archive(path: str) -> dict[str, bytes]:
+    """The three members, the manifest validated and the hashes checked."""
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path!r} is a directory, not a file written by save().")
     try:
-        with zipfile.ZipFile(os.fspath(path)) as archive:
+        with zipfile.ZipFile(path) as archive:
             names = sorted(archive.namelist())
             if names != sorted(_MEMBERS):
                 raise _tampered(path, f"it holds {names}, expected {sorted(_MEMBERS)}")
@@ -225,32 +313,48 @@ def _read_archive(path) -> dict[str, bytes]:
     return members
 
 
+def _manifest_problem(manifest: dict) -> str | None:
+    """What is wrong with a manifest of the current format version, or None."""
+    if set(manifest) != _MANIFEST_KEYS:
+        return f"its entries are {sorted(manifest)}, expected {sorted(_MANIFEST_KEYS)}"
+    if not isinstance(manifest["sklearn_rtl_version"], str):
+        return "sklearn_rtl_version is not a string"
+    if manifest["estimator"] not in ("RTLClassifier", "RTLRegressor"):
+        return f"estimator {manifest['estimator']!r} is not RTLClassifier or RTLRegressor"
+    history = manifest["history"]
+    if not isinstance(history, list) or not all(isinstance(e, dict) for e in history):
+        return "history is not a list of epoch records"
+    hashes = manifest["sha256"]
+    if not isinstance(hashes, dict) or sorted(hashes) != ["estimator.skops", "weights.safetensors"]:
+        return "sha256 does not list estimator.skops and weights.safetensors"
+    if not all(isinstance(h, str) and re.fullmatch("[0-9a-f]{64}", h) for h in hashes.values()):
+        return "a SHA-256 is not 64 hexadecimal digits"
+    network = manifest["network"]
+    if not isinstance(network, dict) or not is_count(network.get("n_outputs"), 1):
+        return "network.n_outputs is not a positive integer"
+    try:
+        check_network_meta({k: v for k, v in network.items() if k != "n_outputs"})
+    except ValueError as error:
+        return str(error).rstrip(".")
+    return None
+
+
 def _check_manifest(path, manifest) -> None:
+    """Every value's type and range; the one place a manifest is validated."""
     if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
         raise _tampered(path, "manifest.json does not describe an sklearn-rtl model")
     version = manifest.get("format_version")
+    if not is_count(version, 1):
+        raise _tampered(path, f"format_version {version!r} is not a positive integer")
     if version != FORMAT_VERSION:
         raise ValueError(
-            f"{os.fspath(path)!r} was written in sklearn-rtl file format {version!r} "
+            f"{path!r} was written in sklearn-rtl file format {version!r} "
             f"(sklearn-rtl {manifest.get('sklearn_rtl_version')!r}); this version reads "
             f"format {FORMAT_VERSION}."
         )
-    network = manifest.get("network")
-    hashes = manifest.get("sha256")
-    ok = (
-        manifest.get("estimator") in ("RTLClassifier", "RTLRegressor")
-        and isinstance(network, dict)
-        and network.get("class") in _NETWORK_CLASSES
-        and isinstance(network.get("n_outputs"), int)
-        and isinstance(network.get("compact"), dict)
-        and isinstance(network.get("buffers"), dict)
-        and isinstance(manifest.get("history"), list)
-        and isinstance(hashes, dict)
-        and sorted(hashes) == ["estimator.skops", "weights.safetensors"]
-        and all(isinstance(h, str) for h in hashes.values())
-    )
-    if not ok:
-        raise _tampered(path, "manifest.json has missing or invalid entries")
+    problem = _manifest_problem(manifest)
+    if problem is not None:
+        raise _tampered(path, f"manifest.json has missing or invalid entries: {problem}")
 
 
 def _load_estimator(path, data: bytes, manifest: dict, trusted):
@@ -267,7 +371,7 @@ def _load_estimator(path, data: bytes, manifest: dict, trusted):
         untrusted = sio.get_untrusted_types(data=data)
         untrusted = [name for name in untrusted if name not in allowed]
         raise ValueError(
-            f"{os.fspath(path)!r} names types outside the trusted list: {untrusted}. "
+            f"{path!r} names types outside the trusted list: {untrusted}. "
             f"Loading them could run their code. If you trust this file and these types, "
             f"pass load(path, trusted={untrusted!r})."
         ) from error
@@ -275,6 +379,38 @@ def _load_estimator(path, data: bytes, manifest: dict, trusted):
     if type(estimator) is not expected[manifest["estimator"]]:
         raise _tampered(path, f"estimator.skops holds a {type(estimator).__name__}")
     return estimator
+
+
+def _implied_n_outputs(estimator) -> int:
+    """The network's output width that the estimator's fitted attributes imply (the rule
+    of its task: the number of classes, 1 per detector under label routing, the number of
+    regression targets)."""
+    if hasattr(estimator, "classes_"):
+        y_train = np.arange(len(estimator.classes_))
+    else:
+        y_train = np.zeros((1, int(estimator.n_outputs_)))
+    return int(estimator._make_task().n_outputs(y_train))
+
+
+def _check_against_estimator(path, estimator, meta: dict) -> None:
+    """The manifest's network agrees with the estimator's fitted attributes (before any
+    tensor of the sizes it gives is allocated)."""
+    try:
+        n_tickets, n_outputs = int(estimator.n_tickets_), _implied_n_outputs(estimator)
+    except (AttributeError, TypeError, ValueError) as error:
+        raise _tampered(path, f"estimator.skops lacks fitted attributes ({error})") from None
+    if meta["compact"]["n_tickets"] != n_tickets:
+        raise _tampered(
+            path,
+            f"the manifest stores {meta['compact']['n_tickets']} tickets, the estimator "
+            f"has n_tickets_={n_tickets}",
+        )
+    if meta["n_outputs"] != n_outputs:
+        raise _tampered(
+            path,
+            f"the manifest stores n_outputs={meta['n_outputs']}, the estimator's fitted "
+            f"attributes imply {n_outputs}",
+        )
 
 
 def _hidden(estimator) -> tuple:
@@ -296,38 +432,28 @@ def _template(estimator, n_outputs: int):
 
 
 def _build_network(path, estimator, meta: dict, tensors: dict):
-    """The fitted ticket network, from the estimator's architecture and the tensors."""
-    from . import TicketBatchNormNetwork, TicketNetwork
+    """The fitted ticket network: built as ``fit`` builds it (template, ticket network
+    class) from the estimator's parameters, then the stored tensors decoded into it."""
+    from ._network import make_ticket_network
 
+    _check_against_estimator(path, estimator, meta)
     compact = meta["compact"]
-    network_class = {
-        "TicketNetwork": TicketNetwork,
-        "TicketBatchNormNetwork": TicketBatchNormNetwork,
-    }
     with torch.random.fork_rng(devices=[]):
         template = _template(estimator, meta["n_outputs"])
-        network = network_class[meta["class"]](
-            template, int(compact["n_tickets"]), list(compact["prunable"])
-        )
-    arrays = {k[len("param/") :]: v for k, v in tensors.items() if k.startswith("param/")}
+    codec_meta = {k: v for k, v in meta.items() if k != "n_outputs"}
     try:
-        restore_arrays(network, arrays, compact)
-        own = network.state_dict()
-        for key, shape in meta["buffers"].items():
-            value = tensors[f"buffer/{key}"]
-            if key not in own or not tuple(shape) == tuple(value.shape) == tuple(own[key].shape):
-                raise ValueError(f"buffer {key!r} does not fit the network")
-            network.get_buffer(key).copy_(value)
+        network = make_ticket_network(
+            template, compact["n_tickets"], compact["prunable"], estimator.ticket_batchnorm
+        )
+        decode_network(network, tensors, codec_meta, device="cpu")
     except (KeyError, ValueError, RuntimeError) as error:
         raise _tampered(path, f"the weights do not fit the architecture ({error})") from None
-    n_stored = sum(k.startswith("buffer/") for k in tensors)
-    if n_stored != len(meta["buffers"]):
-        raise _tampered(path, "weights.safetensors holds tensors the manifest does not list")
     return network.eval()
 
 
 def _attach_net(estimator, network, history) -> None:
-    """Give ``estimator`` a fitted skorch net around ``network``."""
+    """Give ``estimator`` a fitted skorch net around ``network``, on the estimator's
+    device, or on the CPU where that device is not available here."""
     from skorch.history import History
 
     if hasattr(estimator, "_make_net"):  # sklearn-rtl 0.1.0
@@ -343,15 +469,12 @@ def _attach_net(estimator, network, history) -> None:
             max_epochs=estimator.max_epochs,
             batch_size=estimator.batch_size,
             train_split=None,
-            device=estimator.device,
+            device=str(available_device(estimator.device)),
         ).initialize()
     net.history = History(history)
     compact_fitted_net(net)
     network.eval()
     estimator.net_ = net
-    router = getattr(estimator, "router_", None)
-    if hasattr(router, "bind") and hasattr(estimator, "_model"):
-        router.bind(estimator._model())  # routers that route by the network's outputs
 
 
 def load(path, trusted=None):
@@ -359,7 +482,7 @@ def load(path, trusted=None):
 
     Parameters
     ----------
-    path : str or path-like
+    path : str, bytes or path-like
     trusted : list of str, default=None
         Further type names to rebuild (e.g. your own module class, ``"mypkg.MyNet"``), on
         top of :func:`trusted_types` and skops' defaults. Only name types you trust:
@@ -369,13 +492,27 @@ def load(path, trusted=None):
     -------
     estimator : RTLClassifier or RTLRegressor
         Fitted; its ``predict_proba`` / ``predict`` are bit-identical to the saved one's.
+        A model fitted on a GPU loads on the CPU where no GPU is available (its ``device``
+        parameter is kept; ``net_.device`` says where it runs).
 
     Raises
     ------
+    FileNotFoundError, IsADirectoryError
+        If ``path`` does not exist or is a directory.
+    TypeError
+        If ``path`` is not a str, bytes or path-like.
     ValueError
         If the file is damaged or was tampered with (hash mismatch, invalid manifest,
         weights that do not fit), was written in another format version, or names a
         type outside the trusted list.
+
+    Notes
+    -----
+    Every member's SHA-256 is checked against the manifest and every manifest value
+    against its type, its range and the estimator's fitted attributes. This detects
+    damage, not a deliberate rewrite: the manifest itself is not signed, so whoever
+    rewrites a member can rewrite its hash too. What keeps such a file from running code
+    is that nothing in it is executed: only types on the trusted list are rebuilt.
 
     Examples
     --------
@@ -390,6 +527,7 @@ def load(path, trusted=None):
     ValueError: ...
     """
     st, _ = _import_safe_libraries()
+    path = _as_path(path)
     members = _read_archive(path)
     manifest = members["manifest.json"]
     estimator = _load_estimator(path, members["estimator.skops"], manifest, trusted)

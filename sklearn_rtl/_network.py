@@ -96,7 +96,8 @@ class TicketNetwork(nn.Module):
     ``(n_tickets, out, in)`` tensor per layer, and the tickets run together as batched
     matrix products (``bmm``) instead of one ``functional_call`` per ticket. Every other
     module takes the generic ``functional_call`` path. Set ``fast_path = False`` to force
-    the generic path. Pickling stores the masks bit-packed (1 bit per weight).
+    the generic path. Pickling stores what ``save`` stores (``_compact.encode_network``):
+    the kept weights and every ticket's mask over their union, 1 bit per position.
 
     Examples
     --------

@@ -468,6 +468,11 @@ class LabelRouter(Router):
     def to_torch(self):
         return None
 
+    def __setstate__(self, state):
+        # 0.2 bound the routed model to the router; the task routes now
+        state.pop("model_", None)
+        vars(self).update(state)
+
 
 class GroupRouter(Router):
     """One ticket per distinct value of a known context (``groups``), as the paper routes

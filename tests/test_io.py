@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -12,14 +14,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits, load_iris
 
-from sklearn_rtl import RTLClassifier, RTLRegressor, TicketNetwork
-from sklearn_rtl._compact import (
-    compact_fitted_net,
-    compact_router,
-    network_getstate,
-    network_setstate,
-    zero_unused_weights,
-)
+from sklearn_rtl import RTLClassifier, RTLRegressor
+from sklearn_rtl._compact import compact_fitted_net, compact_router, zero_unused_weights
 
 pytest.importorskip("safetensors")
 pytest.importorskip("skops")
@@ -29,13 +25,6 @@ torch.set_num_threads(1)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SMALL = dict(hidden_layer_sizes=(8,), n_prune_rounds=1, max_epochs=2, batch_size=16, random_state=0)
-
-
-@pytest.fixture(autouse=True)
-def compact_pickle(monkeypatch):
-    """The compact pickle state, whether or not TicketNetwork uses it already."""
-    monkeypatch.setattr(TicketNetwork, "__getstate__", network_getstate, raising=False)
-    monkeypatch.setattr(TicketNetwork, "__setstate__", network_setstate, raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +147,9 @@ def _rewrite(src, dst, replace):
 def saved_file(iris, tmp_path):
     X, y, _ = iris
     path = tmp_path / "model.rtl"
-    save(RTLClassifier(**SMALL, n_clusters=2).fit(X, y), path)
+    est = RTLClassifier(**SMALL, n_clusters=2, min_cluster_size=0).fit(X, y)
+    assert est.n_tickets_ == 2
+    save(est, path)
     return path
 
 
@@ -193,6 +184,131 @@ def test_invalid_manifest_is_refused(saved_file, tmp_path):
     _rewrite(saved_file, tmp_path / "bad.rtl", edit)
     with pytest.raises(ValueError, match="manifest.json has missing or invalid entries"):
         load(tmp_path / "bad.rtl")
+
+
+def _manifest_edit(path, value):
+    """An edit of the manifest entry at ``path`` (keys joined by '/') to ``value``."""
+
+    def edit(members):
+        manifest = json.loads(members["manifest.json"])
+        *parents, last = path.split("/")
+        entry = manifest
+        for key in parents:
+            entry = entry[key]
+        entry[last] = value
+        return {**members, "manifest.json": json.dumps(manifest).encode()}
+
+    return edit
+
+
+BAD_MANIFEST_VALUES = [
+    ("format_version", True),  # True == 1, but not a format version
+    ("format_version", 1.0),
+    ("network/n_outputs", -1),  # was a raw torch error
+    ("network/n_outputs", 0),
+    ("network/n_outputs", True),
+    ("network/n_outputs", 4),  # a valid int, but iris has 3 classes
+    ("network/n_outputs", 10**12),  # was an attempt to allocate 32 TB
+    ("network/compact/n_tickets", True),
+    ("network/compact/n_tickets", 10**12),
+    ("network/compact/n_tickets", 3),  # a valid int, but the estimator has 2 tickets
+    ("network/compact/n_copies", 0),
+    ("network/compact/format", True),
+    ("network/compact/shapes/layers.0.weight", [8, 10**9]),
+    ("network/compact/shapes/layers.0.weight", [8, "4"]),
+    ("network/buffers", {"template.x": [-1]}),
+    ("network/class", "TicketBatchNormNetwork"),
+    ("history", {"epoch": 1}),
+    ("sklearn_rtl_version", 2),
+    ("sha256/estimator.skops", "not a hash"),
+    ("extra", "entry"),
+]
+
+
+@pytest.mark.parametrize(
+    "key, value", BAD_MANIFEST_VALUES, ids=[f"{k}={v!r}"[:40] for k, v in BAD_MANIFEST_VALUES]
+)
+def test_every_manifest_value_is_validated(saved_file, tmp_path, key, value):
+    """Defect 11: a manifest value of the wrong type or range (the hashes of the other
+    members still valid) is refused with the file's ValueError, before any tensor of the
+    size it gives is allocated."""
+    _rewrite(saved_file, tmp_path / "bad.rtl", _manifest_edit(key, value))
+    with pytest.raises(ValueError, match="not a valid sklearn-rtl file or was tampered with"):
+        load(tmp_path / "bad.rtl")
+
+
+def test_manifest_n_outputs_and_n_tickets_are_checked_against_the_estimator(saved_file, tmp_path):
+    _rewrite(saved_file, tmp_path / "a.rtl", _manifest_edit("network/n_outputs", 4))
+    with pytest.raises(ValueError, match="n_outputs=4, the estimator's fitted attributes imply 3"):
+        load(tmp_path / "a.rtl")
+    _rewrite(saved_file, tmp_path / "b.rtl", _manifest_edit("network/compact/n_tickets", 3))
+    with pytest.raises(ValueError, match="stores 3 tickets, the estimator has n_tickets_=2"):
+        load(tmp_path / "b.rtl")
+
+
+def _local_prunable():
+    def first_layer(name, parameter):
+        return name == "layers.0.weight"
+
+    return first_layer
+
+
+@pytest.mark.parametrize(
+    "prunable",
+    [lambda name, parameter: name == "layers.0.weight", _local_prunable()],
+    ids=["lambda", "local function"],
+)
+def test_unstorable_parameter_is_refused_before_writing(iris, tmp_path, prunable):
+    """Defect 13: save used to write a file (its prunable a lambda) that no load could
+    read, whatever ``trusted=`` said. It now refuses up front, naming the parameter."""
+    X, y, _ = iris
+    est = RTLClassifier(**SMALL, n_clusters=2, prunable=prunable).fit(X, y)
+    with pytest.raises(
+        ValueError, match=r"(?s)cannot store prunable=.*import path.*list of parameter names"
+    ):
+        save(est, tmp_path / "model.rtl")
+    assert not (tmp_path / "model.rtl").exists()
+
+
+def test_top_level_function_parameter_is_saved(iris, tmp_path):
+    """A function importable by its name is data for skops: saved, loaded once trusted."""
+    X, y, _ = iris
+    est = RTLClassifier(**SMALL, n_clusters=2, prunable=_is_first_weight).fit(X, y)
+    save(est, tmp_path / "model.rtl")
+    loaded = load(tmp_path / "model.rtl", trusted=[f"{__name__}._is_first_weight"])
+    assert loaded.prunable is _is_first_weight
+    _assert_bit_identical(_outputs(est, X), _outputs(loaded, X))
+
+
+def _is_first_weight(name, parameter):
+    return name == "layers.0.weight"
+
+
+def test_model_fitted_on_a_gpu_loads_on_a_cpu_only_machine(iris, tmp_path, monkeypatch):
+    """Defect 14: load built the net on the stored device (``device="cuda"``) and failed
+    without a GPU. It now runs on the CPU and keeps the ``device`` parameter."""
+    X, y, _ = iris
+    est = RTLClassifier(**SMALL, n_clusters=2).fit(X, y)
+    on_gpu = copy.copy(est)
+    on_gpu.device = "cuda"  # as if fitted with device="cuda"
+    save(on_gpu, tmp_path / "model.rtl")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    loaded = load(tmp_path / "model.rtl")
+    assert loaded.device == "cuda" and str(loaded.net_.device) == "cpu"
+    _assert_bit_identical(_outputs(est, X), _outputs(loaded, X))
+
+
+def test_load_path_forms(saved_file, tmp_path):
+    """Defect (cosmetic): bytes paths load; a directory, a missing file or a non-path
+    each say what they are."""
+    loaded = load(os.fsencode(saved_file))
+    assert type(loaded) is RTLClassifier
+    with pytest.raises(IsADirectoryError, match="is a directory, not a file written by save"):
+        load(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "missing.rtl")
+    with pytest.raises(TypeError, match="path must be a str, bytes or os.PathLike, got int"):
+        load(42)
 
 
 def test_untrusted_type_is_refused(iris, tmp_path):
