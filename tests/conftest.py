@@ -7,7 +7,7 @@
 # one KMeans ticket; with 0, only clusters under 0.2x the average cluster size lose their
 # ticket, so a small table keeps several. A test built on it therefore runs KMeans routing
 # as no default fit on its data would, and a test that means K tickets must assert
-# ``n_tickets_`` (the floor could still merge a cluster). The default floor itself is
+# ``n_tickets_`` (the 0.2x-average rule can still merge a cluster). The default floor itself is
 # tested by test_routing_floor.py, test_defaults.py (RTLClassifier() / RTLRegressor() at
 # full defaults) and test_agreement.py (export and persistence with a partial merge).
 SMALL_RTL = dict(
