@@ -15,6 +15,11 @@ from sklearn_rtl._export import CSRLinear, export_onnx, ticket_module, to_torch
 torch.set_num_threads(1)
 
 SMALL = dict(hidden_layer_sizes=(8,), n_prune_rounds=1, max_epochs=2, batch_size=16, random_state=0)
+# Iris has 150 rows: under the default min_cluster_size (200) KMeans routing keeps one
+# ticket and the exported KMeans routing would never be built. The machinery cases lift
+# the floor; "kmeans_default_floor" fits enough rows for the default floor to keep 2 of 4
+# clusters (its merged rows must reach both kept tickets).
+NO_FLOOR = dict(min_cluster_size=0)
 TOL = 1e-5
 
 
@@ -24,23 +29,54 @@ def iris():
     return X.astype(np.float32), y, np.arange(len(X)) % 3
 
 
+def _merged_blobs():
+    """Two large blobs and two small ones next to different large ones (1,000 rows)."""
+    rng = np.random.default_rng(0)
+    centres = np.zeros((4, 6))
+    centres[[0, 2], 0] = centres[[1, 3], 1] = 14.0
+    centres[2, 2] = centres[3, 3] = 6.0
+    blob = np.repeat(np.arange(4), [450, 400, 80, 70])
+    X = (centres[blob] + rng.normal(size=(len(blob), 6))).astype(np.float32)
+    return X, (X[:, 4] > 0).astype(int) + (X[:, 5] > 0), blob
+
+
+def _kmeans_default_floor():
+    X, y, blob = _merged_blobs()
+    est = RTLClassifier(**SMALL).fit(X, y)  # n_clusters=4, min_cluster_size=200
+    assert 1 < est.n_tickets_ < est.n_clusters
+    assert len(set(est.route(X[blob >= 2]))) == est.n_tickets_  # merged rows: both tickets
+    return est, X, None
+
+
 def _fit(kind, iris):
     X, y, groups = iris
+    if kind == "kmeans_default_floor":
+        return _kmeans_default_floor()
+    est, X_fit, groups_fit, n_tickets = _fit_iris(kind, X, y, groups)
+    assert est.n_tickets_ == n_tickets, (kind, est.n_tickets_)
+    return est, X_fit, groups_fit
+
+
+def _fit_iris(kind, X, y, groups):
+    """``(fitted, X, groups, the number of tickets the case means)``."""
     if kind == "kmeans":
-        return RTLClassifier(**SMALL, n_clusters=3).fit(X, y), X, None
+        return RTLClassifier(**SMALL, **NO_FLOOR, n_clusters=3).fit(X, y), X, None, 3
     if kind == "single":
-        return RTLClassifier(**SMALL, n_clusters=1).fit(X, y), X, None
+        return RTLClassifier(**SMALL, n_clusters=1).fit(X, y), X, None, 1
     if kind == "label":
-        return RTLClassifier(**SMALL, routing="label").fit(X, y), X, None
+        return RTLClassifier(**SMALL, routing="label").fit(X, y), X, None, 3
     if kind == "groups":
-        return RTLClassifier(**SMALL, routing="groups").fit(X, y, groups=groups), X, groups
+        est = RTLClassifier(**SMALL, routing="groups").fit(X, y, groups=groups)
+        return est, X, groups, 3
     if kind == "kmeans_estimator":
         router = KMeans(n_clusters=2, n_init=1, random_state=0)
-        return RTLClassifier(**SMALL, routing=router).fit(X, y), X, None
+        return RTLClassifier(**SMALL, routing=router).fit(X, y), X, None, 2
     if kind == "regressor":
-        return RTLRegressor(**SMALL, n_clusters=2).fit(X[:, :3], X[:, 3]), X[:, :3], None
+        est = RTLRegressor(**SMALL, **NO_FLOOR, n_clusters=2).fit(X[:, :3], X[:, 3])
+        return est, X[:, :3], None, 2
     if kind == "regressor_2d":
-        return RTLRegressor(**SMALL, n_clusters=2).fit(X[:, :2], X[:, 2:]), X[:, :2], None
+        est = RTLRegressor(**SMALL, **NO_FLOOR, n_clusters=2).fit(X[:, :2], X[:, 2:])
+        return est, X[:, :2], None, 2
     images = load_digits().images[:120].astype(np.float32)
     est = RTLClassifier(
         n_clusters=2,
@@ -48,11 +84,15 @@ def _fit(kind, iris):
         max_epochs=1,
         random_state=0,
         module_params=dict(channels=(4, 8)),
+        **NO_FLOOR,
     )
-    return est.fit(images, load_digits().target[:120]), images, None
+    return est.fit(images, load_digits().target[:120]), images, None, 2
 
 
-KINDS = ["kmeans", "single", "label", "groups", "kmeans_estimator", "regressor", "cnn"]
+KINDS = [
+    "kmeans", "kmeans_default_floor", "single", "label", "groups", "kmeans_estimator",
+    "regressor", "cnn",
+]  # fmt: skip
 
 
 def _expected(est, X, groups):
@@ -172,6 +212,7 @@ def test_unexpressible_router_raises(iris):
     X, y, _ = iris
     router = DecisionTreeClassifier(max_depth=1, random_state=0)  # any estimator
     est = RTLClassifier(**SMALL, routing=router).fit(X, y)
+    assert est.n_tickets_ == 2
     with pytest.raises(ValueError, match="cannot express the router"):
         to_torch(est)
     ticket_module(est, 0)  # single tickets still export

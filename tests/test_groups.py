@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import sklearn
 from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -73,9 +74,26 @@ def test_unseen_group_errors_by_default_and_nearest_routes(context_data):
     assert tickets[0] == np.argmin(((centroids - scaled) ** 2).sum(1))
 
 
+def test_unseen_group_nearest_on_sparse_X(context_data):
+    # A sparse X is scaled without centring (router_.scaler_): the unseen group's rows go to
+    # the nearest centroid in that space, and predict takes them like any other rows.
+    X, y, groups = context_data
+    X = sp.csr_matrix(np.where(np.abs(X) < 0.5, 0.0, X))
+    clf = small_rtl(routing="groups", unknown_group="nearest", **FAST).fit(X, y, groups=groups)
+    unseen = np.array(["plane"] * 5 + ["indoor"] * 5)
+    tickets = clf.route(X[:10], groups=unseen)
+    scaled = clf.router_.scaler_.transform(X[:5].astype(np.float32)).toarray()
+    centroids = clf.router_.centroids_
+    nearest = np.argmin(((scaled[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)
+    np.testing.assert_array_equal(tickets, np.r_[nearest, [0] * 5])
+    proba = clf.predict_proba(X[:10], groups=unseen)
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
+
+
 def test_groups_ignored_by_other_routings(context_data):
     X, y, groups = context_data
     clf = small_rtl(routing="kmeans", n_clusters=2, **FAST).fit(X, y, groups=groups)
+    assert clf.n_tickets_ == 2  # small_rtl lifts the KMeans floor
     np.testing.assert_array_equal(clf.predict(X), clf.predict(X, groups=groups))
 
 

@@ -15,10 +15,15 @@ from sklearn.datasets import make_blobs
 from sklearn.exceptions import NotFittedError
 
 from conftest import small_rtl
+from sklearn_rtl import RTLClassifier
 
+# small_rtl lifts the KMeans floor (min_cluster_size=0): 90 rows would be one ticket under
+# the default; test_default_floor_round_trips_and_reproduces runs the default.
 SMALL = dict(n_clusters=2)
 ROUTINGS = ["kmeans", "label", KMeans(n_clusters=2, n_init=1, random_state=0)]
 ROUTING_IDS = ["kmeans", "label", "estimator"]
+N_TICKETS = [2, 3, 2]  # what each routing means on the three blobs
+CASES = list(zip(ROUTINGS, N_TICKETS, strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +32,12 @@ def data():
     return X, y
 
 
-@pytest.fixture(scope="module", params=ROUTINGS, ids=ROUTING_IDS)
+@pytest.fixture(scope="module", params=CASES, ids=ROUTING_IDS)
 def fitted(request, data):
-    return small_rtl(**SMALL, routing=request.param, random_state=0).fit(*data)
+    routing, n_tickets = request.param
+    clf = small_rtl(**SMALL, routing=routing, random_state=0).fit(*data)
+    assert clf.n_tickets_ == n_tickets
+    return clf
 
 
 def _outputs(clf, X):
@@ -99,10 +107,11 @@ def test_pickle_does_not_hold_the_training_data(fitted, data):
 
 
 # --------------------------------------------------------------------- determinism
-@pytest.mark.parametrize("routing", ROUTINGS, ids=ROUTING_IDS)
-def test_same_random_state_is_bit_identical(data, routing):
+@pytest.mark.parametrize(("routing", "n_tickets"), CASES, ids=ROUTING_IDS)
+def test_same_random_state_is_bit_identical(data, routing, n_tickets):
     X, y = data
     a = small_rtl(**SMALL, routing=routing, random_state=7).fit(X, y)
+    assert a.n_tickets_ == n_tickets
     b = small_rtl(**SMALL, routing=routing, random_state=7).fit(X, y)
     _assert_bit_identical(_outputs(a, X), _outputs(b, X))
     for mine, theirs in zip(a.masks_, b.masks_, strict=True):
@@ -110,6 +119,27 @@ def test_same_random_state_is_bit_identical(data, routing):
             np.testing.assert_array_equal(mine[name], theirs[name])
     c = small_rtl(**SMALL, routing=routing, random_state=8).fit(X, y)
     assert a.predict_proba(X).tobytes() != c.predict_proba(X).tobytes()
+
+
+def test_default_floor_round_trips_and_reproduces():
+    # enough rows for the default min_cluster_size=200 to keep 2 of 4 KMeans clusters
+    rng = np.random.default_rng(0)
+    sizes = [450, 400, 80, 70]
+    centres = np.array([[14.0, 0, 0, 0], [0, 14, 0, 0], [14, 0, 6, 0], [0, 14, 0, 6]])
+    blob = np.repeat(np.arange(4), sizes)
+    X = centres[blob] + rng.normal(size=(len(blob), 4))
+    y = (X[:, 2] + rng.normal(size=len(X)) > 1).astype(int)
+    fast = dict(hidden_layer_sizes=(8,), n_prune_rounds=1, max_epochs=2, batch_size=64)
+    a = RTLClassifier(**fast, random_state=7).fit(X, y)
+    assert 1 < a.n_tickets_ < a.n_clusters
+    assert len(set(a.route(X[blob >= 2]))) == a.n_tickets_  # merged rows reach both tickets
+    b = RTLClassifier(**fast, random_state=7).fit(X, y)
+    _assert_bit_identical(_outputs(a, X), _outputs(b, X))
+    _assert_bit_identical(_outputs(a, X), _outputs(pickle.loads(pickle.dumps(a)), X))
+    buffer = io.BytesIO()
+    joblib.dump(a, buffer)
+    buffer.seek(0)
+    _assert_bit_identical(_outputs(a, X), _outputs(joblib.load(buffer), X))
 
 
 def test_random_state_instance_is_reproducible(data):

@@ -22,6 +22,7 @@ def regression_data():
 def test_single_output_fits_and_scores_r2(regression_data):
     X, y = regression_data
     reg = small_rtl(n_clusters=2, sparsity=0.5, **FAST).fit(X, y[:, 0])
+    assert reg.n_tickets_ == 2  # small_rtl lifts the floor: 300 rows keep both clusters
     y_pred = reg.predict(X)
     assert y_pred.shape == (300,)
     assert reg.score(X, y[:, 0]) == pytest.approx(r2_score(y[:, 0], y_pred))
@@ -33,6 +34,7 @@ def test_single_output_fits_and_scores_r2(regression_data):
 def test_multi_output_with_different_scales(regression_data):
     X, y = regression_data
     reg = small_rtl(n_clusters=2, sparsity=0.5, **FAST).fit(X, y)
+    assert reg.n_tickets_ == 2
     y_pred = reg.predict(X)
     assert y_pred.shape == (300, 2)
     np.testing.assert_allclose(reg.y_mean_, y.mean(0))
@@ -62,6 +64,7 @@ def test_baselines_as_settings(regression_data):
     X, y = regression_data
     shared = small_rtl(n_clusters=3, sparsity=0.8, **FAST).fit(X, y[:, 0])
     independent = small_rtl(n_clusters=3, sparsity=0.8, share_weights=False, **FAST).fit(X, y[:, 0])
+    assert shared.n_tickets_ == independent.n_tickets_ == 3
     assert independent.n_params_ > shared.n_params_
     assert len(shared.collapse_curve_) == 1
 

@@ -52,22 +52,42 @@ def _pickle_by_value():
 
 @pytest.fixture(scope="module")
 def data():
-    X, y = make_blobs(n_samples=80, centers=3, n_features=4, random_state=0)
+    """Four blobs (four classes) in two far-apart pairs, 1,000 rows: KMeans with 2 clusters
+    splits the pairs, and every cluster of a 2-fold training half (about 250 rows) clears
+    the default min_cluster_size (200), so n_clusters=2 really fits two tickets."""
+    centres = [[0, 0, 0, 0], [0, 6, 0, 0], [30, 0, 0, 0], [30, 6, 0, 0]]
+    X, y = make_blobs(n_samples=1000, centers=centres, cluster_std=1.0, random_state=0)
     return X * 10.0 + 5.0, y  # unscaled on purpose: the pipeline's scaler matters
 
 
+def _n_tickets(pipeline, X, y):
+    """A "score": the ticket count of the fitted candidate."""
+    return pipeline[-1].n_tickets_
+
+
+SCORING = {"accuracy": "accuracy", "neg_log_loss": "neg_log_loss", "n_tickets": _n_tickets}
+
+
 def _search(n_jobs, callbacks=None):
+    if n_jobs != 1:
+        _pickle_by_value()  # the _n_tickets scorer goes to the workers
     clf = RTLClassifier(
         hidden_layer_sizes=(8,),
         n_prune_rounds=1,
         max_epochs=2,
-        batch_size=16,
+        batch_size=32,
         lr=0.05,
         random_state=0,
         callbacks=callbacks,
     )
     return GridSearchCV(
-        make_pipeline(StandardScaler(), clf), GRID, cv=2, n_jobs=n_jobs, error_score="raise"
+        make_pipeline(StandardScaler(), clf),
+        GRID,
+        scoring=SCORING,
+        refit="accuracy",
+        cv=2,
+        n_jobs=n_jobs,
+        error_score="raise",
     )
 
 
@@ -80,8 +100,19 @@ def _check_search(search, data):
     X, y = data
     results = search.cv_results_
     assert len(results["params"]) == 4
-    assert np.all(np.isfinite(results["mean_test_score"]))
-    assert search.best_score_ > 0.9  # three well separated blobs
+    assert np.all(np.isfinite(results["mean_test_accuracy"]))
+    assert search.best_score_ > 0.9  # four well separated blobs
+    # the searched parameter changes the fitted candidates: one ticket, or two
+    n_clusters = [p["rtlclassifier__n_clusters"] for p in results["params"]]
+    for split in range(2):
+        np.testing.assert_array_equal(results[f"split{split}_test_n_tickets"], n_clusters)
+    # ... and their predictions: at each sparsity, K=1 and K=2 score another log loss
+    loss = {
+        (p["rtlclassifier__sparsity"], p["rtlclassifier__n_clusters"]): v
+        for p, v in zip(results["params"], results["mean_test_neg_log_loss"], strict=True)
+    }
+    for sparsity in GRID["rtlclassifier__sparsity"]:
+        assert loss[(sparsity, 1)] != loss[(sparsity, 2)]
     best = search.best_estimator_
     assert best[-1].n_tickets_ == search.best_params_["rtlclassifier__n_clusters"]
     np.testing.assert_allclose(best.predict_proba(X).sum(1), 1.0)
@@ -101,9 +132,11 @@ def test_pipeline_grid_search_loky_n_jobs_2(serial_search, data):
     search = _search(n_jobs=2).fit(*data)
     _check_search(search, data)
     # Same random_state, same folds: worker processes reproduce the in-process search.
-    np.testing.assert_array_equal(
-        search.cv_results_["mean_test_score"], serial_search.cv_results_["mean_test_score"]
-    )
+    for metric in SCORING:
+        np.testing.assert_array_equal(
+            search.cv_results_[f"mean_test_{metric}"],
+            serial_search.cv_results_[f"mean_test_{metric}"],
+        )
     X = data[0]
     np.testing.assert_array_equal(
         search.best_estimator_.predict_proba(X), serial_search.best_estimator_.predict_proba(X)
@@ -163,9 +196,11 @@ def test_pipeline_grid_search_on_dask_cluster(dask_client, serial_search, data):
     with joblib.parallel_backend("dask", scatter=list(data)):  # the docs/scaling.md recipe
         search.fit(*data)
     _check_search(search, data)
-    np.testing.assert_array_equal(
-        search.cv_results_["mean_test_score"], serial_search.cv_results_["mean_test_score"]
-    )
+    for metric in SCORING:
+        np.testing.assert_array_equal(
+            search.cv_results_[f"mean_test_{metric}"],
+            serial_search.cv_results_[f"mean_test_{metric}"],
+        )
 
     # Inside fit on a Dask worker, torch runs one intra-op thread (the worker's share).
     assert set(dask_client.run(torch.get_num_threads).values()) == {1}

@@ -1,0 +1,144 @@
+"""Every public feature at full default parameters.
+
+The other test files build on ``conftest.small_rtl`` (a tiny network, one pruning round,
+and ``min_cluster_size=0``): here ``RTLClassifier()`` and ``RTLRegressor()`` are fitted
+once each exactly as a user constructs them, on 1,200 rows in four clear clusters, so
+that the default KMeans floor keeps several tickets, and every public feature runs on
+them.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_blobs
+from sklearn.metrics import accuracy_score, r2_score
+
+import sklearn_rtl
+from sklearn_rtl import RTLClassifier, RTLRegressor
+
+torch.set_num_threads(1)
+
+TOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Four blobs of 300 rows (each clears the default min_cluster_size=200); the class
+    and the target do not follow the blobs."""
+    X, blob = make_blobs(n_samples=[300] * 4, centers=8.0 * np.eye(4, 6), random_state=0)
+    noise = np.random.default_rng(0).normal(scale=0.3, size=len(X))
+    y = (X[:, 4] + noise > 0).astype(int) + (X[:, 5] > 0)
+    target = X[:, 4] + X[:, 5]
+    return X, y, target
+
+
+@pytest.fixture(scope="module")
+def classifier(data):
+    X, y, _ = data
+    return RTLClassifier().fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def regressor(data):
+    X, _, target = data
+    return RTLRegressor().fit(X, target)
+
+
+@pytest.fixture(params=["classifier", "regressor"])
+def fitted(request, data):
+    return request.getfixturevalue(request.param)
+
+
+def _predictions(est, X):
+    if isinstance(est, RTLClassifier):
+        return est.predict_proba(X)
+    return est.predict(X)
+
+
+def test_defaults_are_defaults(classifier, regressor):
+    assert classifier.get_params() == RTLClassifier().get_params()
+    assert regressor.get_params() == RTLRegressor().get_params()
+
+
+def test_default_floor_keeps_every_cluster(fitted, data):
+    X = data[0]
+    assert fitted.n_tickets_ == fitted.n_clusters == 4
+    tickets = fitted.route(X)
+    assert tickets.dtype.kind == "i"
+    np.testing.assert_array_equal(np.unique(tickets), np.arange(4))
+
+
+def test_classifier_predicts_and_scores(classifier, data):
+    X, y, _ = data
+    proba = classifier.predict_proba(X)
+    assert proba.shape == (len(X), 3)
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-5)
+    prediction = classifier.predict(X)
+    np.testing.assert_array_equal(prediction, classifier.classes_[proba.argmax(1)])
+    assert classifier.score(X, y) == pytest.approx(accuracy_score(y, prediction))
+    assert classifier.score(X, y) > 0.85
+    assert classifier.decision_function(X).shape == (len(X), 3)
+
+
+def test_regressor_predicts_and_scores(regressor, data):
+    X, _, target = data
+    prediction = regressor.predict(X)
+    assert prediction.shape == (len(X),)
+    assert regressor.score(X, target) == pytest.approx(r2_score(target, prediction))
+    assert regressor.score(X, target) > 0.9
+
+
+def test_ticket_modules_give_the_routed_outputs(fitted, data):
+    X = data[0]
+    tickets = fitted.route(X)
+    expected = _predictions(fitted, X)
+    for k in range(fitted.n_tickets_):
+        rows = tickets == k
+        module = fitted.ticket_module(k)
+        assert not module.training
+        with torch.no_grad():
+            out = module(torch.as_tensor(X[rows], dtype=torch.float32)).double().numpy()
+        if isinstance(fitted, RTLClassifier):
+            out = torch.softmax(torch.as_tensor(out), dim=1).numpy()
+        else:  # standardized targets
+            out = out[:, 0] * fitted.y_scale_ + fitted.y_mean_
+        np.testing.assert_allclose(out, expected[rows], atol=TOL, rtol=0)
+
+
+def test_to_torch_agrees(fitted, data):
+    X = data[0]
+    with torch.no_grad():
+        out = fitted.to_torch()(torch.as_tensor(X, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(out, _predictions(fitted, X), atol=TOL, rtol=0)
+
+
+def test_save_load_and_pickle_are_bit_identical(fitted, data, tmp_path):
+    X = data[0]
+    expected = _predictions(fitted, X)
+    sklearn_rtl.save(fitted, tmp_path / "model.rtl")
+    for loaded in (sklearn_rtl.load(tmp_path / "model.rtl"), pickle.loads(pickle.dumps(fitted))):
+        assert type(loaded) is type(fitted) and loaded.n_tickets_ == fitted.n_tickets_
+        assert _predictions(loaded, X).tobytes() == expected.tobytes()
+
+
+def test_diagnostics(fitted):
+    K = fitted.n_tickets_
+    np.testing.assert_allclose(fitted.ticket_sparsity_, 0.8, atol=0.01)  # sparsity=0.8
+    assert fitted.ticket_sparsity_.shape == (K,)
+    assert 0.0 <= fitted.sparsity_ <= fitted.ticket_sparsity_.min() + 1e-9
+    assert fitted.n_params_ < fitted.n_params_dense_
+    assert fitted.similarity_.shape == (K, K)
+    np.testing.assert_allclose(np.diag(fitted.similarity_), 1.0)
+    assert set(fitted.layer_sparsity_) == set(fitted.layer_similarity_) != set()
+    assert len(fitted.collapse_curve_) == 2  # n_prune_rounds=2
+    assert isinstance(fitted.collapse_detected_, bool)
+    assert np.isfinite(fitted.collapse_score_)
+    assert set(fitted.n_iter_) == {"prune_round_1", "prune_round_2", "retrain"}
+    assert len(fitted.loss_curve_) == fitted.n_iter_["retrain"] <= 200  # max_epochs
+    assert fitted.validation_scores_ is None  # nothing held out by default
+    assert len(fitted.masks_) == K
+    assert all(mask.dtype == bool for masks in fitted.masks_ for mask in masks.values())
