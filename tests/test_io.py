@@ -15,7 +15,7 @@ import torch
 from sklearn.datasets import load_digits, load_iris
 
 from sklearn_rtl import RTLClassifier, RTLRegressor
-from sklearn_rtl._compact import compact_fitted_net, compact_router, zero_unused_weights
+from sklearn_rtl._compact import compact_fitted_net, zero_unused_weights
 
 pytest.importorskip("safetensors")
 pytest.importorskip("skops")
@@ -62,7 +62,6 @@ def fitted(request, iris):
     X, y, groups = iris
     est, groups = CASES[request.param](X, y, groups)
     compact_fitted_net(est.net_)
-    compact_router(est.router_)
     return est, X, groups
 
 
@@ -124,7 +123,6 @@ def test_sizes_at_sparsity_0_9(tmp_path):
     est = RTLClassifier(sparsity=0.9, n_clusters=1, n_prune_rounds=1, max_epochs=1)
     est.set_params(random_state=0).fit(X, y)
     compact_fitted_net(est.net_)
-    compact_router(est.router_)
     dense = est.n_params_dense_ * 4
     save(est, tmp_path / "model.rtl")
     saved = (tmp_path / "model.rtl").stat().st_size
