@@ -104,7 +104,7 @@ class StageRun:
 
     def wrote(self, targets) -> bool:
         """Whether every checkpoint target in ``targets`` was written during this stage."""
-        return all(any(t is s or t == s for s in self.saved) for t in targets)
+        return all(target in self.saved for target in targets)
 
 
 class TicketNet(NeuralNet):
@@ -161,7 +161,9 @@ class TicketNet(NeuralNet):
         only its own steps, as K separate runs would (Alg. 1). The stage ends at the cap,
         or earlier when a callback says so (:class:`~sklearn_rtl._stopping.StageStopping`,
         or a user's ``EarlyStopping``). The stage runs as a :class:`StageRun` with its own
-        history and fresh callbacks; its epochs join ``history`` when it ends.
+        history and fresh callbacks; its epochs join ``history`` when it ends. A stage that
+        ends with non-finite weights or optimizer state raises a ``ValueError``
+        (:meth:`_check_finite`).
         """
         if not self.initialized_:
             self.initialize()
@@ -181,10 +183,13 @@ class TicketNet(NeuralNet):
 
     def _fresh_callbacks(self):
         """A fresh, initialized copy of every stage callback; the fit-wide ones as they are."""
-        return [
-            (name, cb if spans_fit(cb) else copy.deepcopy(cb).initialize())
-            for name, cb in self.callback_templates_
-        ]
+        callbacks = []
+        for name, template in self.callback_templates_:
+            callback = template if spans_fit(template) else copy.deepcopy(template)
+            if callback is not template:
+                callback.initialize()  # skorch ignores what initialize returns: so do we
+            callbacks.append((name, callback))
+        return callbacks
 
     def _train_stage(self, X, y):
         """skorch's ``partial_fit`` / ``fit_loop`` without swallowing ``KeyboardInterrupt``.
