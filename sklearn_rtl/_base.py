@@ -98,29 +98,29 @@ def _fitted_diagnostics(network, rounds, scores):
     return out
 
 
-def _stage_record(history):
+def _stage_record(epochs):
     """Epochs, training-loss curve and held-out scores (or None) of one stage."""
-    scores = [row.get("valid_score") for row in history]
+    scores = [row.get("valid_score") for row in epochs]
     return {
-        "n_iter": len(history),
-        "loss_curve": [float(row["train_loss"]) for row in history],
+        "n_iter": len(epochs),
+        "loss_curve": [float(row["train_loss"]) for row in epochs],
         "validation_scores": None if None in scores else [float(v) for v in scores],
     }
 
 
 def _training_diagnostics(trainer, curve):
     """``n_iter_``, ``loss_curve_`` and ``validation_scores_`` (of the final retraining, as
-    MLPClassifier names them), the same per pruning round in ``curve``; the trainer's
-    history becomes the whole fit's."""
-    stages = {history[0]["stage"]: history for history in trainer.stage_histories_ if history}
+    MLPClassifier names them), the same per pruning round in ``curve``, read from the
+    fit's history (every epoch of every stage, with its ``stage``)."""
+    stages = {}
+    for row in trainer.history:
+        stages.setdefault(row["stage"], []).append(row)
     for r, record in enumerate(curve, start=1):
         if f"prune_round_{r}" in stages:
             record.update(_stage_record(stages[f"prune_round_{r}"]))
     retrain = _stage_record(stages["retrain"])
-    trainer.history = trainer.history_of_fit()
-    trainer.stage_histories_ = []
     return {
-        "n_iter_": {name: len(history) for name, history in stages.items()},
+        "n_iter_": {name: len(epochs) for name, epochs in stages.items()},
         "loss_curve_": retrain["loss_curve"],
         "validation_scores_": retrain["validation_scores"],
     }
@@ -257,18 +257,15 @@ class BaseRTL(BaseEstimator):
         data = train.trainer_data(ticket_ids)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(plan.torch_seed)
-            trainer = self._make_trainer(d, router)
-            model = RoutedModel(
-                router, trainer.module_, plan.input_shape, trainer.device, plan.task
-            )
+            network = self._make_network(d, router.n_tickets_)
+            model = RoutedModel(router, network, plan.input_shape, self.device, plan.task)
             score = None
             if d.held_out is not None:
                 held = d.held_out
                 score = partial(
                     self._held_out_score, model, plan.targets, held.X, held.y, held.groups
                 )
-                if self.early_stopping:  # the score of every epoch decides when stages end
-                    dict(trainer.callbacks_)["held_out_score"].score = score
+            trainer = self._make_trainer(d, router, network, score)
             start = rewind_point(trainer, data, train.y_train, self.rewind_epoch)
             rounds, scores = extract_tickets(
                 trainer,
@@ -409,9 +406,8 @@ class BaseRTL(BaseEstimator):
         self._check_output_shape(network, probe, n_outputs, (X.shape[0], *input_shape))
         return network
 
-    def _make_trainer(self, d: FitInputs, router):
+    def _make_trainer(self, d: FitInputs, router, network, score):
         """The skorch trainer of both stages: batch size, stopping rule, held-out rows."""
-        network = self._make_network(d, router.n_tickets_)
         optimizer_params = {f"optimizer__{k}": v for k, v in (self.optimizer_params or {}).items()}
         return TicketNet(
             module=network,
@@ -421,7 +417,7 @@ class BaseRTL(BaseEstimator):
             max_epochs=self.max_epochs,
             batch_size=min(200, len(d.train.y)) if self.batch_size == "auto" else self.batch_size,
             train_split=self._held_out_split(d, router),
-            callbacks=self._stage_callbacks(d),
+            callbacks=self._stage_callbacks(d, score),
             device=self.device,
             verbose=self.verbose,
             task=d.plan.task,
@@ -440,11 +436,15 @@ class BaseRTL(BaseEstimator):
         ticket = d.plan.task.held_out_tickets(router, held.X, held.groups)
         return predefined_split(Dataset({"X": held.X, "ticket": ticket}, held.y_train))
 
-    def _stage_callbacks(self, d: FitInputs):
-        """The stopping rule of every stage, the progress bar and the user's callbacks."""
+    def _stage_callbacks(self, d: FitInputs, score):
+        """The stopping rule of every stage, the progress bar and the user's callbacks
+        (every stage trains with fresh copies, see ``_training.StageRun``); with
+        ``early_stopping``, the held-out ``score`` of every epoch decides when stages end."""
         monitor = "valid_score" if self.early_stopping else "train_loss"
         stopping = StageStopping(monitor, self.tol, self.n_iter_no_change, self.early_stopping)
-        callbacks = [("held_out_score", HeldOutScore()), ("stage_stopping", stopping)]
+        callbacks = [("stage_stopping", stopping)]
+        if self.early_stopping:
+            callbacks.insert(0, ("held_out_score", HeldOutScore(score)))
         if self.verbose >= 2:
             total = self.rewind_epoch + (self.n_prune_rounds + 1) * self.max_epochs
             callbacks.append(("progress", FitProgressBar(total_epochs=total)))

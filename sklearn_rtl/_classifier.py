@@ -183,7 +183,9 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
     optimizer_params : dict, default=None
         Extra keyword arguments for the optimizer, e.g. ``{"weight_decay": 1e-4}``.
     callbacks : list of skorch callbacks, default=None
-        Added to the skorch net (deep-copied).
+        Added to the skorch net (deep-copied). Every stage (each pruning round, the
+        retraining) trains with fresh copies, so "best" epochs, ``EarlyStopping`` and
+        ``Checkpoint(load_best=True)`` are per stage; ``FitProgressBar`` spans the fit.
     unknown_group : {"error", "nearest"}, default="error"
         Under ``routing="groups"``, what a group value never seen in ``fit`` gets at
         predict time: a ``ValueError``, or the ticket of the group whose standardized

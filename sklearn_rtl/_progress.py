@@ -14,7 +14,8 @@ class FitProgressBar(Callback):
 
     A fit runs several skorch trainings (every pruning round, then the joint retraining),
     so skorch's own per-batch ``ProgressBar`` restarts at every stage. This bar counts the
-    epochs of all stages together and shows the current stage and training loss.
+    epochs of all stages together and shows the current stage and training loss: unlike
+    other callbacks, which every stage copies afresh, it spans the fit (``spans_fit``).
 
     Parameters
     ----------
@@ -46,6 +47,8 @@ class FitProgressBar(Callback):
     >>> [cb.n_epochs_ for name, cb in clf.net_.callbacks_ if isinstance(cb, FitProgressBar)]
     [4]
     """
+
+    spans_fit = True  # one bar for every stage, never a fresh copy per stage
 
     def __init__(self, total_epochs=None, desc="RTL fit", file=None, leave=True):
         self.total_epochs = total_epochs

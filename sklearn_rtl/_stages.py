@@ -10,7 +10,10 @@
   of dense joint training ("late rewinding").
 
 The trainer is a :class:`~sklearn_rtl._training.TicketNet` (anything with ``module_`` and
-``fit_stage(stage, X, y, start)``); a stage is described by a :class:`Stage` record.
+``fit_stage(stage, X, y, start, tickets)``); a stage is described by a :class:`Stage` record,
+and the trainer runs each as a short-lived :class:`~sklearn_rtl._training.StageRun` (its own
+history and callbacks), so these functions pass every stage its start and masks and keep
+nothing else between stages.
 """
 
 from __future__ import annotations
@@ -123,8 +126,8 @@ def extract_tickets(
     n_trainings = len(schedule) + (score is not None and score_last)
     for r in range(n_trainings):
         name = f"prune_round_{r + 1}" if r < len(schedule) else "validate"
-        network.set_masks(rounds[-1])
-        trainer.fit_stage(Stage(name, tied=False, epochs=epochs), X, y, start=start)
+        stage = Stage(name, tied=False, epochs=epochs)
+        trainer.fit_stage(stage, X, y, start=start, tickets=rounds[-1])
         if score is not None:
             scores.append(score())
             if stop is not None and stop([s for s, _ in scores]):
@@ -166,10 +169,9 @@ def retrain_jointly(trainer, X, y, *, tickets, start, epochs, shared=True):
     >>> network.get_weights()["weight"]
     tensor([[[ 1., -1.]]])
     """
-    network = trainer.module_
-    network.set_masks(tickets)
-    trainer.fit_stage(Stage("retrain", tied=shared, epochs=epochs), X, y, start=start)
+    stage = Stage("retrain", tied=shared, epochs=epochs)
+    trainer.fit_stage(stage, X, y, start=start, tickets=tickets)
     if shared:
-        network.share()
+        trainer.module_.share()
     trainer.initialize_optimizer()
     return trainer

@@ -11,8 +11,11 @@ scikit-learn's ``MLPClassifier`` parameter names and meanings:
   every epoch by :class:`HeldOutScore`; the stage ends once the score has not improved by
   ``tol`` for ``n_iter_no_change`` epochs, and the weights of its best epoch are restored.
 
-:class:`StageStopping` only raises a flag (``net.stop_stage_``) that the trainer's epoch
-loop reads, so that a stage ends without an exception and Ctrl-C keeps meaning "stop".
+Every stage runs with a fresh copy of :class:`StageStopping`
+(:class:`~sklearn_rtl._training.StageRun`). It only raises its own flag (``stage_ended_``),
+which the stage's epoch loop reads, so that a stage ends without an exception and Ctrl-C
+keeps meaning "stop". :class:`HeldOutScore` is one instance for the whole fit: it holds the
+scorer, built with it.
 """
 
 from __future__ import annotations
@@ -29,9 +32,12 @@ class HeldOutScore(Callback):
     Parameters
     ----------
     score : callable, default=None
-        ``score() -> (score, per-ticket scores)`` of the weights being trained; set by the
-        estimator once the routed model exists.
+        ``score() -> (score, per-ticket scores)`` of the weights being trained (the
+        estimator's held-out scorer of the routed model in training); ``None`` records
+        nothing.
     """
+
+    spans_fit = True  # one instance for every stage: it holds the scorer, never copied
 
     def __init__(self, score=None):
         self.score = score
@@ -66,7 +72,7 @@ class StageStopping(Callback):
         self.best_ = np.inf
         self.misses_ = 0
         self.best_weights_ = None
-        net.stop_stage_ = False
+        self.stage_ended_ = False
 
     def on_epoch_end(self, net, **kwargs):
         value = net.history[-1, self.monitor]
@@ -81,7 +87,7 @@ class StageStopping(Callback):
             if self.restore_best:
                 self.best_weights_ = {k: w.clone() for k, w in net.module_.weights.items()}
         if self.misses_ >= self.n_iter_no_change:
-            net.stop_stage_ = True
+            self.stage_ended_ = True
 
     def on_train_end(self, net, **kwargs):
         if self.restore_best and self.best_weights_ is not None:

@@ -10,23 +10,101 @@ Both stages of RTL run on the same machinery:
 Every optimizer step sees one mini-batch per ticket (smaller tickets' samples are cycled,
 Alg. 2's balanced dataset), the loss is the sum of the per-ticket mean losses, and
 :meth:`TicketNetwork.masked_update` keeps every ticket's update on its own mask.
+
+Every training of the fit (the rewind epochs, each pruning round, the joint retraining) is
+one :class:`StageRun`, created by :meth:`TicketNet.fit_stage` and dropped when the stage
+ends. It holds everything that belongs to that stage alone: its masks and start, its own
+skorch history, fresh copies of the stage callbacks (so that skorch's "best" flags,
+``EarlyStopping`` and ``Checkpoint(load_best=True)`` are per stage), the per-ticket optimizer
+views and the checkpoint files the stage wrote. The trainer itself keeps only what spans
+the fit: its history (the epochs of the finished stages, each with its ``stage``) and the
+callbacks that serve every stage (see :func:`spans_fit`).
 """
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping
+from skorch.callbacks import Callback, EarlyStopping, PrintLog
 from skorch.history import History
 from skorch.utils import to_tensor
 
 from ._batches import HeldOutBatches, TicketBatchLoader
 from ._tasks import MulticlassTask
 
-__all__ = ["RecordStage", "TicketBatchLoader", "TicketNet"]  # the loader: _batches.py
+__all__ = ["StageRun", "TicketBatchLoader", "TicketNet", "spans_fit"]  # loader: _batches.py
 
 _FUSED_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.Adagrad)
+
+
+def spans_fit(callback) -> bool:
+    """Whether one instance of ``callback`` serves every stage of a fit.
+
+    True for callbacks whose class says ``spans_fit = True`` (the fit's progress bar, the
+    held-out scorer) and for skorch's ``PrintLog`` (one table for the whole fit). Every other
+    callback restarts with every stage, as a fresh copy.
+    """
+    return isinstance(callback, PrintLog) or bool(getattr(callback, "spans_fit", False))
+
+
+@dataclass(eq=False)
+class StageRun:
+    """One stage's training, from its rewind to its last epoch; dropped when it ends.
+
+    Parameters
+    ----------
+    stage : Stage
+        Name, tied or not, epoch cap (``_stages.Stage``).
+    start : dict of str to Tensor
+        The weights every ticket's copy is rewound to.
+    tickets : TicketSet or None
+        The masks the stage trains under; ``None`` keeps the network's.
+    callbacks : list of (str, Callback)
+        This stage's callbacks: fresh copies, and the instances that span the fit.
+    history : History
+        This stage's epochs only (skorch's ``net.history`` while the stage runs).
+    ticket_views : list of (Parameter, list of Tensor)
+        Untied stages: every stacked weight and its per-ticket views, which the optimizer
+        steps (:meth:`TicketNet._optimizer_parameters`).
+    present : Tensor or None
+        Untied stages: which tickets have samples in the current step.
+    saved : list
+        Every checkpoint target (path or file object) written during the stage: a
+        ``Checkpoint`` restores only from these (:meth:`TicketNet.load_params`).
+    """
+
+    stage: object
+    start: dict
+    tickets: object = None
+    callbacks: list = field(default_factory=list)
+    history: History = field(default_factory=History)
+    ticket_views: list = field(default_factory=list)
+    present: torch.Tensor | None = None
+    saved: list = field(default_factory=list)
+
+    def set_up(self, network):
+        """Load the stage's masks and rewind every ticket's copy to ``start``."""
+        if self.tickets is not None:
+            network.set_masks(self.tickets)
+        network.set_weights(self.start, n_copies=network.n_tickets)
+
+    def ended(self) -> bool:
+        """Whether a callback ended the stage (``StageStopping`` sets ``stage_ended_``)."""
+        return any(getattr(cb, "stage_ended_", False) for _, cb in self.callbacks)
+
+    def early_stopped(self) -> bool:
+        """Whether a user's skorch ``EarlyStopping`` ran out of patience."""
+        return any(
+            isinstance(cb, EarlyStopping) and cb.misses_ >= cb.patience for _, cb in self.callbacks
+        )
+
+    def wrote(self, targets) -> bool:
+        """Whether every checkpoint target in ``targets`` was written during this stage."""
+        return all(target in self.saved for target in targets)
 
 
 class TicketNet(NeuralNet):
@@ -37,7 +115,8 @@ class TicketNet(NeuralNet):
     of the task's per-sample loss), the training batches come from
     :class:`TicketBatchLoader`, and every optimizer step is followed by the masked (and,
     in a tied stage, tied) update of :meth:`TicketNetwork.masked_update`. A stage is run by
-    :meth:`fit_stage`, which alone decides how the next training behaves.
+    :meth:`fit_stage` as a :class:`StageRun` (``run_`` while it trains, ``None`` between
+    stages); ``history`` holds the epochs of every finished stage.
 
     Parameters
     ----------
@@ -45,34 +124,72 @@ class TicketNet(NeuralNet):
         Per-sample loss and batch pools (``_tasks.py``).
     loader_rng : numpy.random.Generator, default=None
         Shuffles the training batches of every stage, in turn.
+    input_shape : tuple of int, default=None
+        Per-sample shape the network takes.
     **kwargs
-        Passed to :class:`skorch.NeuralNet`.
+        Passed to :class:`skorch.NeuralNet`. ``callbacks`` restart with every stage, as
+        fresh copies, except those that span the fit (:func:`spans_fit`).
     """
+
+    run_ = None  # also for nets pickled before stages ran as StageRun objects
 
     def __init__(self, *args, task=None, loader_rng=None, input_shape=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.task = task if task is not None else MulticlassTask()
         self.loader_rng = loader_rng
         self.input_shape = input_shape
-        self.stage_histories_ = []
+        self.run_ = None
 
-    def fit_stage(self, stage, X, y, start):
-        """Rewind every ticket's copy to ``start`` and train one stage.
+    @property
+    def stage_(self):
+        """The running stage (``_stages.Stage``), or ``None`` between stages."""
+        return None if self.run_ is None else self.run_.stage
+
+    def initialize_callbacks(self):
+        """skorch's callbacks, kept as the templates every stage copies (``callbacks_``
+        then holds the running, or last, stage's)."""
+        super().initialize_callbacks()
+        self.callback_templates_ = list(self.callbacks_)
+        return self
+
+    def fit_stage(self, stage, X, y, start, tickets=None):
+        """Rewind every ticket's copy to ``start`` (under ``tickets``) and train one stage.
 
         ``stage`` is a record with ``name``, ``tied`` and ``epochs`` (the cap): tied stages
         (joint retraining) keep one shared ``theta`` and cycle smaller tickets (Alg. 2);
         untied ones (ticket extraction, the independent baseline) let every ticket make
         only its own steps, as K separate runs would (Alg. 1). The stage ends at the cap,
         or earlier when a callback says so (:class:`~sklearn_rtl._stopping.StageStopping`,
-        or a user's ``EarlyStopping``). Every stage starts a fresh skorch history, so
-        callbacks (``LRScheduler``, ``EarlyStopping``) restart with it; :meth:`history_of_fit`
-        joins them.
+        or a user's ``EarlyStopping``). The stage runs as a :class:`StageRun` with its own
+        history and fresh callbacks; its epochs join ``history`` when it ends. A stage that
+        ends with non-finite weights or optimizer state raises a ``ValueError``
+        (:meth:`_check_finite`).
         """
-        self.module_.set_weights(start, n_copies=self.module_.n_tickets)
-        self.stage_ = stage
-        self.max_epochs = stage.epochs
-        self.initialize_optimizer()
-        return self._train_stage(X, y)
+        if not self.initialized_:
+            self.initialize()
+        run = StageRun(stage, start, tickets, callbacks=self._fresh_callbacks())
+        fit_history, self.run_ = self.history, run
+        self.history, self.callbacks_ = run.history, run.callbacks
+        try:
+            run.set_up(self.module_)
+            self.max_epochs = stage.epochs
+            self.initialize_optimizer()
+            self._train_stage(X, y)
+            self._check_finite(X)
+        finally:
+            self.run_ = None
+            self.history = History([*fit_history, *run.history])
+        return self
+
+    def _fresh_callbacks(self):
+        """A fresh, initialized copy of every stage callback; the fit-wide ones as they are."""
+        callbacks = []
+        for name, template in self.callback_templates_:
+            callback = template if spans_fit(template) else copy.deepcopy(template)
+            if callback is not template:
+                callback.initialize()  # skorch ignores what initialize returns: so do we
+            callbacks.append((name, callback))
+        return callbacks
 
     def _train_stage(self, X, y):
         """skorch's ``partial_fit`` / ``fit_loop`` without swallowing ``KeyboardInterrupt``.
@@ -80,13 +197,8 @@ class TicketNet(NeuralNet):
         skorch ends training quietly on Ctrl-C and returns, so the fit would go on with
         the next stage. Here the interrupt propagates (after ``on_train_end``, so that
         callbacks such as the progress bar close) and ``fit`` restores the estimator as it
-        was. A stage that ends with non-finite weights or optimizer state raises a
-        ``ValueError`` (:meth:`_check_finite`).
+        was.
         """
-        if not self.initialized_:
-            self.initialize()
-        self.history = History()
-        self.stop_stage_ = False
         dataset_train, dataset_valid = self.get_split_datasets(X, y)
         datasets = {"dataset_train": dataset_train, "dataset_valid": dataset_valid}
         iterators = (
@@ -100,9 +212,6 @@ class TicketNet(NeuralNet):
                     break
         finally:
             self.notify("on_train_end", X=X, y=y)
-            self.stage_histories_.append(self.history)
-        self._check_finite(X)
-        return self
 
     def _run_epoch(self, iterator_train, iterator_valid, datasets) -> bool:
         """One epoch; whether the stage should end."""
@@ -114,17 +223,43 @@ class TicketNet(NeuralNet):
         except KeyboardInterrupt:
             # skorch's EarlyStopping ends training by raising KeyboardInterrupt: that ends
             # the stage; a real Ctrl-C ends the fit
-            if not any(
-                isinstance(cb, EarlyStopping) and cb.misses_ >= cb.patience
-                for _, cb in self.callbacks_
-            ):
+            if not self.run_.early_stopped():
                 raise
             return True
-        return bool(self.stop_stage_)
+        return self.run_.ended()
 
-    def history_of_fit(self) -> History:
-        """Every epoch of every stage so far, in order (each row has its ``stage``)."""
-        return History([row for history in self.stage_histories_ for row in history])
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """skorch's new epoch, recorded with its stage (``"rewind"``, ``"prune_round_<r>"``,
+        ``"validate"``, ``"retrain"``), so that the fit's history tells the whole fit."""
+        super().on_epoch_begin(net, dataset_train, dataset_valid, **kwargs)
+        self.history.record("stage", self.run_.stage.name)
+
+    def save_params(self, *args, **kwargs):
+        """skorch's ``save_params``; a running stage notes every target it writes."""
+        super().save_params(*args, **kwargs)
+        if self.run_ is not None:
+            self.run_.saved.extend(f for k, f in kwargs.items() if k.startswith("f_") and f)
+
+    def load_params(self, *args, checkpoint=None, **kwargs):
+        """skorch's ``load_params``; inside a stage, a ``Checkpoint`` restores only what the
+        same stage saved.
+
+        The masks are buffers of the module, so module parameters saved in another stage
+        (another pruning round) would bring back that round's weights and masks, and its
+        optimizer state may not even fit this stage's optimizer. A ``Checkpoint`` that
+        wrote nothing in the running stage (its monitor never fired) restores nothing: the
+        stage keeps its last epoch's weights. A restore never replaces the stage's history:
+        every trained epoch stays recorded.
+        """
+        run = self.run_
+        if run is None or checkpoint is None:
+            return super().load_params(*args, checkpoint=checkpoint, **kwargs)
+        files = checkpoint.get_formatted_files(self)
+        targets = [f for k, f in files.items() if k not in ("f_history", "f_pickle") and f]
+        if run.wrote(targets):
+            super().load_params(*args, checkpoint=checkpoint, **kwargs)
+        self.history = run.history
+        return None
 
     def _check_finite(self, X):
         """Raise a ``ValueError`` if the stage left inf or NaN in the weights or in the
@@ -147,13 +282,10 @@ class TicketNet(NeuralNet):
             what = "Training produced non-finite weights (NaN or inf)"
         data = X["X"] if isinstance(X, dict) else X
         raise ValueError(
-            f"{what} in stage {self.stage_.name!r}: X probably holds very large values "
+            f"{what} in stage {self.run_.stage.name!r}: X probably holds very large values "
             f"(largest |X| = {float(np.abs(data).max()):.3g}). Scale it first (e.g. "
             f"StandardScaler) or lower lr."
         )
-
-    def get_default_callbacks(self):
-        return [*super().get_default_callbacks(), ("stage", RecordStage())]
 
     def get_iterator(self, dataset, training=False):
         if not training:
@@ -163,7 +295,7 @@ class TicketNet(NeuralNet):
             self.batch_size,
             task=self.task,
             rng=self.loader_rng,
-            cycle=self.stage_.tied,
+            cycle=self.run_.stage.tied,
             input_shape=self.input_shape,
         )
 
@@ -251,11 +383,10 @@ class TicketNet(NeuralNet):
         step and keep the stacked weights (one shared step count, per-copy moments).
         """
         named = list(self.get_all_learnable_params())
-        self.ticket_views_ = []
-        network = self.module_
-        stage = getattr(self, "stage_", None)
-        if stage is None or stage.tied or network.n_copies == 1:
+        network, run = self.module_, self.run_
+        if run is None or run.stage.tied or network.n_copies == 1:
             return named
+        run.ticket_views = []
         stacked = {id(p) for p in network.weights.values()}
         split = []
         for name, param in named:
@@ -263,7 +394,7 @@ class TicketNet(NeuralNet):
                 split.append((name, param))
                 continue
             views = list(param.detach().unbind(0))
-            self.ticket_views_.append((param, views))
+            run.ticket_views.append((param, views))
             split.extend((name, view) for view in views)
         return split
 
@@ -271,12 +402,12 @@ class TicketNet(NeuralNet):
         """skorch's forward and backward pass; with per-ticket views (untied stages), the
         stacked gradients are cleared first and then handed to the views of the tickets
         present in the batch (``None`` for the others, which the optimizer then skips)."""
-        views = getattr(self, "ticket_views_", None) or []
-        for param, _ in views:
+        run = self.run_
+        for param, _ in run.ticket_views:
             param.grad = None
         step = super().train_step_single(batch, **fit_params)
-        present = getattr(self, "present_", None)
-        for param, copies in views:
+        present = run.present
+        for param, copies in run.ticket_views:
             for k, view in enumerate(copies):
                 keep = param.grad is not None and (present is None or bool(present[k]))
                 view.grad = param.grad[k] if keep else None
@@ -287,12 +418,12 @@ class TicketNet(NeuralNet):
         present = torch.unique(to_tensor(batch[0]["ticket"], device="cpu"))
         if len(present) == n_tickets:
             present = None
-        tied = self.stage_.tied
-        per_ticket = bool(getattr(self, "ticket_views_", None))
-        self.present_ = None
-        if per_ticket and present is not None:
-            self.present_ = torch.zeros(n_tickets, dtype=torch.bool)
-            self.present_[present] = True
+        run = self.run_
+        tied = run.stage.tied
+        run.present = None
+        if run.ticket_views and present is not None:
+            run.present = torch.zeros(n_tickets, dtype=torch.bool)
+            run.present[present] = True
             # Absent tickets get no gradient, so the optimizer leaves them untouched.
             present = None
         # An untied update with every ticket present only needs the masked weights' old
@@ -303,17 +434,14 @@ class TicketNet(NeuralNet):
         return step
 
     def __getstate__(self):
-        # The per-ticket views belong to the optimizer of the running stage only.
+        # a stage's state (its views into the weights, its callbacks) ends with the stage:
+        # a net pickled while training (skorch's Checkpoint(f_pickle=...)) carries none
         state = super().__getstate__()
-        state.pop("ticket_views_", None)
-        state.pop("present_", None)
+        state["run_"] = None
         return state
 
 
 class RecordStage(Callback):
-    """Writes the current stage (``"rewind"``, ``"prune_round_<r>"``, ``"retrain"``) into
-    every epoch of the skorch history, so one history tells the whole fit."""
-
-    def on_epoch_begin(self, net, **kwargs):
-        stage = getattr(net, "stage_", None)
-        net.history.record("stage", "train" if stage is None else stage.name)
+    """Kept only so that models pickled by sklearn-rtl 0.1 load (their nets list it among
+    their callbacks); every epoch's stage is now recorded by
+    :meth:`TicketNet.on_epoch_begin`, so it records nothing."""

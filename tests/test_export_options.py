@@ -3,9 +3,9 @@ axes instead of dynamic shapes; both give a file that takes any batch size."""
 
 import numpy as np
 import pytest
-from conftest import small_rtl
 from sklearn.datasets import load_iris
 
+from conftest import small_rtl
 from sklearn_rtl import export_onnx
 
 onnxruntime = pytest.importorskip("onnxruntime")

@@ -4,10 +4,11 @@ method that takes groups is requested, predict_proba included (issue 21)."""
 import numpy as np
 import pytest
 import sklearn
-from conftest import small_rtl
 from sklearn.datasets import load_iris
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+from conftest import small_rtl
 
 
 def test_readme_recipe_routes_groups_to_every_method():

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import small_rtl
 
+from conftest import small_rtl
 from sklearn_rtl import RTLClassifier, save
 from sklearn_rtl._routing import GroupRouter, KMeansRouter, LabelRouter
 
@@ -16,7 +16,9 @@ from sklearn_rtl._routing import GroupRouter, KMeansRouter, LabelRouter
 def _blobs(sizes, n_features=6, seed=0):
     rng = np.random.default_rng(seed)
     centres = 30.0 * np.eye(len(sizes), n_features)  # far apart: KMeans finds the blobs
-    X = np.vstack([c + rng.normal(size=(n, n_features)) for c, n in zip(centres, sizes)])
+    X = np.vstack(
+        [c + rng.normal(size=(n, n_features)) for c, n in zip(centres, sizes, strict=True)]
+    )
     y = (X[:, 0] + X[:, 1] > np.median(X[:, 0] + X[:, 1])).astype(int)
     return X.astype(np.float32), y
 

@@ -16,7 +16,7 @@ from sklearn_rtl import TicketNetwork, extract_tickets, retrain_jointly
 from sklearn_rtl._selection import AutoSparsity
 from sklearn_rtl._stages import Stage, rewind_point
 from sklearn_rtl._tasks import RegressionTask
-from sklearn_rtl._training import TicketNet
+from sklearn_rtl._training import StageRun, TicketNet
 
 X = {"X": np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32), "ticket": np.array([0, 1])}
 Y = np.array([[1.0], [-1.0]], dtype=np.float32)
@@ -102,9 +102,9 @@ def test_every_round_starts_from_the_rewind_point():
     starts = []
     original = trainer.fit_stage
 
-    def spy(stage, X_, y_, start):
+    def spy(stage, X_, y_, start, tickets=None):
         starts.append((stage.name, start["weight"].clone()))
-        return original(stage, X_, y_, start)
+        return original(stage, X_, y_, start, tickets)
 
     trainer.fit_stage = spy
     rounds, _ = extract_tickets(
@@ -148,7 +148,7 @@ def test_held_out_scores_stop_pruning_and_choose_the_round():
 @pytest.mark.parametrize("tied", [True, False])
 def test_stage_record_decides_cycling(tied):
     trainer = _trainer()
-    trainer.stage_ = Stage("x", tied=tied, epochs=1)
+    trainer.run_ = StageRun(Stage("x", tied=tied, epochs=1), start={})
     data = {"X": np.zeros((5, 2), np.float32), "ticket": np.array([0, 0, 0, 0, 1])}
     loader = trainer.get_iterator(trainer.get_dataset(data, np.zeros((5, 1), np.float32)), True)
     assert loader.cycle is tied
