@@ -12,7 +12,11 @@ with scikit-learn's :func:`~sklearn.model_selection.cross_validate` on the same 
 * the dense network (one ticket, ``sparsity=0``).
 
 Under ``routing="groups"`` the single-network rows get the group as one-hot input features,
-so that they are not handicapped against tickets that know the group.
+so that they are not handicapped against tickets that know the group. The features are
+appended by a step right in front of the network (``_GroupFeatures``, fed ``groups`` through
+metadata routing), so that ``X`` reaches the user's own steps unchanged; and every scorer's
+predictions get the test fold's ``groups`` (``_GroupsScorer``), which scikit-learn's scorers
+do not pass on. Every fold runs with ``error_score="raise"``: a failure is never a NaN row.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ from sklearn.model_selection import check_cv, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_array
 from sklearn.utils.metadata_routing import MetadataRequest
-from sklearn.utils.validation import _num_samples
 
 from ._base import BaseRTL
 from ._routing import distinct_values
@@ -157,8 +160,8 @@ def _with_group_features(model, categories):
     """``model`` whose RTL step first appends the one-hot group to its input."""
     prefix, rtl = _rtl_step(model)
     features = _GroupFeatures(categories).set_fit_request(groups=True)
-    step = Pipeline([("group_features", features.set_transform_request(groups=True)),
-                     ("rtl", rtl)])  # fmt: skip
+    features.set_transform_request(groups=True)
+    step = Pipeline([("group_features", features), ("rtl", rtl)])
     return step if not prefix else model.set_params(**{prefix[:-2]: step})
 
 
@@ -255,7 +258,7 @@ def _check_groups(groups, X, grouped):
         if grouped:
             raise ValueError("routing='groups' needs groups=...: pass every sample's context.")
         return None
-    array, n_samples = np.asarray(groups), _num_samples(X)
+    array, n_samples = np.asarray(groups), X.shape[0] if hasattr(X, "shape") else len(X)
     if array.ndim != 1 or len(array) != n_samples:
         raise ValueError(
             f"groups must be a 1-D array with one value per sample of X: got shape "
@@ -327,9 +330,9 @@ def compare_baselines(estimator, X, y, *, groups=None, cv=5, scoring=None, n_job
     with warnings.catch_warnings():  # "groups ignored" by splitters that take none
         warnings.filterwarnings("ignore", message="The groups parameter is ignored")
         splits = list(check_cv(cv, y, classifier=is_classifier(rtl)).split(X, y, groups))
-    with config_context(enable_metadata_routing=True):
-        return _table(_rows(estimator, X, y, groups if grouped else None, splits, scoring,
-                            n_jobs))  # fmt: skip
+    with config_context(enable_metadata_routing=True):  # restored on the way out
+        rows = _rows(estimator, X, y, groups if grouped else None, splits, scoring, n_jobs)
+    return _table(rows)
 
 
 def _rows(estimator, X, y, groups, splits, scoring, n_jobs):
@@ -344,8 +347,8 @@ def _rows(estimator, X, y, groups, splits, scoring, n_jobs):
         return _run(model, X, y=y, cv=splits, scoring=scorer, n_jobs=n_jobs, params=params)
 
     def single(**settings):  # one ticket; under groups routing, the group as features
-        model = _request_groups(_variant(estimator, routing="kmeans", n_clusters=1,
-                                         **settings), False)  # fmt: skip
+        model = _variant(estimator, routing="kmeans", n_clusters=1, **settings)
+        _request_groups(model, False)
         if groups is None:
             return model
         return _with_group_features(model, categories)
