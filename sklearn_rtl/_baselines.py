@@ -12,25 +12,36 @@ with scikit-learn's :func:`~sklearn.model_selection.cross_validate` on the same 
 * the dense network (one ticket, ``sparsity=0``).
 
 Under ``routing="groups"`` the single-network rows get the group as one-hot input features,
-so that they are not handicapped against tickets that know the group.
+so that they are not handicapped against tickets that know the group. The features are
+appended by a step right in front of the network (``_GroupFeatures``, fed ``groups`` through
+metadata routing), so that ``X`` reaches the user's own steps unchanged; and every scorer's
+predictions get the test fold's ``groups`` (``_GroupsScorer``), which scikit-learn's scorers
+do not pass on. Every fold runs with ``error_score="raise"``: a failure is never a NaN row.
 """
 
 from __future__ import annotations
 
+import copy
 import warnings
-from functools import partial
+from functools import partial, update_wrapper
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn import config_context
-from sklearn.base import clone, is_classifier
+from sklearn.base import BaseEstimator, TransformerMixin, clone, is_classifier
+from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv, cross_validate
+from sklearn.pipeline import Pipeline
+from sklearn.utils import check_array
+from sklearn.utils.metadata_routing import MetadataRequest
 
 from ._base import BaseRTL
+from ._routing import distinct_values
 from ._tasks import OneVsRestTask
 
 __all__ = ["compare_baselines"]
 
-_COLUMNS = ("model", "score_mean", "score_std", "n_params", "n_active_params", "fit_time")
+_PREDICT_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "score")
 
 
 def _rtl_step(estimator):
@@ -46,7 +57,9 @@ def _rtl_step(estimator):
     )
 
 
-def _variant(estimator, prefix, **params):
+def _variant(estimator, **params):
+    """A clone of ``estimator`` with ``params`` set on its RTL step."""
+    prefix, _ = _rtl_step(estimator)
     return clone(estimator).set_params(**{prefix + k: v for k, v in params.items()})
 
 
@@ -60,12 +73,136 @@ def _active_params(rtl) -> float:
     return float(tickets.kept().mean() + n_dense_part)
 
 
-def _one_hot(groups):
-    values, codes = np.unique(np.asarray(groups), return_inverse=True)
-    return np.eye(len(values), dtype=np.float32)[codes.reshape(-1)]
+class _GroupFeatures(TransformerMixin, BaseEstimator):
+    """Appends every sample's group, one-hot over ``categories``, to its features.
+
+    The step in front of a single network under ``routing="groups"``: it receives
+    ``groups`` through metadata routing, after the user's preprocessing, so that ``X``
+    itself (a DataFrame with its column names, a sparse matrix) reaches the user's steps
+    unchanged. Sparse input stays sparse.
+
+    Parameters
+    ----------
+    categories : array-like of shape (n_groups,)
+        The sorted distinct values of all of ``compare_baselines``' groups: the same
+        one-hot columns in every fold, whichever groups its training rows hold.
+    """
+
+    def __init__(self, categories=()):
+        self.categories = categories
+
+    def fit(self, X, y=None, groups=None):
+        """Store ``categories_``; nothing is learned from ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : ignored
+        groups : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        self : object
+        """
+        self.categories_ = np.asarray(self.categories)
+        return self
+
+    def transform(self, X, groups=None):
+        """``X`` with one column per category appended (a sparse ``X`` stays sparse).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        groups : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        X_out : {ndarray, sparse matrix} of shape (n_samples, n_features + n_groups)
+        """
+        X = check_array(
+            X, accept_sparse=("csr", "csc"), dtype="numeric", ensure_all_finite=False,
+            allow_nd=True,
+        )  # fmt: skip
+        if X.ndim != 2:
+            raise ValueError(
+                f"compare_baselines gives the single networks the group as one-hot input "
+                f"features, which needs flat rows: the network's input X has shape {X.shape}."
+            )
+        groups = np.asarray(groups)
+        codes = np.searchsorted(self.categories_, groups).clip(max=len(self.categories_) - 1)
+        if groups.shape != (X.shape[0],) or np.any(self.categories_[codes] != groups):
+            raise ValueError(
+                f"groups must hold one of the {len(self.categories_)} known values per "
+                f"sample of X ({X.shape[0]} samples)."
+            )
+        one_hot = np.eye(len(self.categories_), dtype=X.dtype)[codes]
+        if sp.issparse(X):
+            return sp.hstack([X, sp.csr_matrix(one_hot)], format=X.format)
+        return np.hstack([X, one_hot])
+
+    def fit_transform(self, X, y=None, groups=None):
+        """``fit`` then ``transform``, both with ``groups``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : ignored
+        groups : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        X_out : {ndarray, sparse matrix} of shape (n_samples, n_features + n_groups)
+        """
+        return self.fit(X, y, groups=groups).transform(X, groups=groups)
 
 
-def _run(model, X, *, y, cv, scoring, n_jobs, params=None):
+def _with_group_features(model, categories):
+    """``model`` whose RTL step first appends the one-hot group to its input."""
+    prefix, rtl = _rtl_step(model)
+    features = _GroupFeatures(categories).set_fit_request(groups=True)
+    features.set_transform_request(groups=True)
+    step = Pipeline([("group_features", features), ("rtl", rtl)])
+    return step if not prefix else model.set_params(**{prefix[:-2]: step})
+
+
+def _with_groups(estimator, groups):
+    """A shallow copy of the fitted ``estimator`` whose prediction methods (and ``score``)
+    take ``groups`` (through metadata routing in a Pipeline); ``estimator`` is unchanged."""
+    bound = copy.copy(estimator)
+    for name in _PREDICT_METHODS:
+        if hasattr(estimator, name):
+            method = getattr(estimator, name)  # its __name__ too: scorers read it
+            setattr(bound, name, update_wrapper(partial(method, groups=groups), method))
+    return bound
+
+
+class _GroupsScorer:
+    """A scorer (one metric or several) that gives each test fold's ``groups`` to the
+    estimator's predictions: scikit-learn's scorers call ``predict`` without metadata.
+
+    Parameters
+    ----------
+    scorer : callable
+        What :func:`~sklearn.metrics.check_scoring` makes of ``compare_baselines``'
+        ``scoring``.
+    """
+
+    def __init__(self, scorer):
+        self.scorer = scorer
+
+    def __call__(self, estimator, X, y, groups=None):
+        return self.scorer(_with_groups(estimator, groups), X, y)
+
+    def get_metadata_routing(self):
+        """Requests ``groups`` for ``score``: ``cross_validate`` routes each fold's."""
+        request = MetadataRequest(owner=self)
+        request.score.add_request(param="groups", alias=True)
+        return request
+
+
+def _run(model, X, *, y, cv, scoring, n_jobs, params):
+    """One row: every metric's mean and standard deviation over the folds (``score_*``
+    for one metric, ``<metric>_*`` for several), the weights and the fit time."""
     result = cross_validate(
         model,
         X,
@@ -73,25 +210,26 @@ def _run(model, X, *, y, cv, scoring, n_jobs, params=None):
         cv=cv,
         scoring=scoring,
         n_jobs=n_jobs,
-        params=params or {},
+        params=params,
         return_estimator=True,
+        error_score="raise",  # a failed fold raises its own error, not a NaN row
     )
+    row = {}
+    for key, scores in result.items():
+        if key.startswith("test_"):
+            row[f"{key[5:]}_mean"], row[f"{key[5:]}_std"] = np.mean(scores), np.std(scores)
     fitted = [_rtl_step(est)[1] for est in result["estimator"]]
-    return {
-        "score_mean": float(np.mean(result["test_score"])),
-        "score_std": float(np.std(result["test_score"])),
-        "n_params": float(np.mean([rtl.n_params_ for rtl in fitted])),
-        "n_active_params": float(np.mean([_active_params(rtl) for rtl in fitted])),
-        "fit_time": float(np.mean(result["fit_time"])),
-    }
+    row["n_params"] = np.mean([rtl.n_params_ for rtl in fitted])
+    row["n_active_params"] = np.mean([_active_params(rtl) for rtl in fitted])
+    row["fit_time"] = np.mean(result["fit_time"])
+    return {column: float(value) for column, value in row.items()}
 
 
-def _equal_weights_sparsity(single, X, y, target):
+def _equal_weights_sparsity(single, X, y, target, params):
     """The sparsity at which one ticket of ``single``'s architecture keeps ``target``
     weights in all (prunable plus dense part), found from one short dense fit."""
-    prefix, _ = _rtl_step(single)
-    probe = _variant(single, prefix, sparsity=0.0, n_prune_rounds=1, max_epochs=1)
-    rtl = _rtl_step(probe.fit(X, y))[1]
+    probe = _variant(single, sparsity=0.0, n_prune_rounds=1, max_epochs=1)
+    rtl = _rtl_step(probe.fit(X, y, **params))[1]
     n_prunable = rtl.net_.module_.tickets.n_prunable
     n_dense_part = rtl.n_params_dense_ - n_prunable
     density = (target - n_dense_part) / n_prunable
@@ -104,11 +242,29 @@ def _equal_weights_sparsity(single, X, y, target):
 
 
 def _request_groups(model, wanted):
-    """Set whether the RTL step of ``model`` takes ``groups`` in fit, predict and score."""
+    """Set whether the RTL step of ``model`` takes ``groups`` in fit, every prediction
+    method (``predict_proba`` and ``decision_function`` included: scorers call them) and
+    score."""
     rtl = _rtl_step(model)[1]
-    rtl.set_fit_request(groups=wanted).set_predict_request(groups=wanted)
-    rtl.set_score_request(groups=wanted)
+    for method in ("fit", *_PREDICT_METHODS):
+        if hasattr(rtl, f"set_{method}_request"):
+            getattr(rtl, f"set_{method}_request")(groups=wanted)
     return model
+
+
+def _check_groups(groups, X, grouped):
+    """``groups`` as a 1-D array of one value per sample (or None), checked up front."""
+    if groups is None:
+        if grouped:
+            raise ValueError("routing='groups' needs groups=...: pass every sample's context.")
+        return None
+    array, n_samples = np.asarray(groups), X.shape[0] if hasattr(X, "shape") else len(X)
+    if array.ndim != 1 or len(array) != n_samples:
+        raise ValueError(
+            f"groups must be a 1-D array with one value per sample of X: got shape "
+            f"{array.shape} for {n_samples} samples."
+        )
+    return array
 
 
 def compare_baselines(estimator, X, y, *, groups=None, cv=5, scoring=None, n_jobs=None):
@@ -118,17 +274,22 @@ def compare_baselines(estimator, X, y, *, groups=None, cv=5, scoring=None, n_job
     ----------
     estimator : RTLClassifier, RTLRegressor or Pipeline ending in one
         Its settings (network, sparsity, epochs, ...) define every row.
-    X : array-like of shape (n_samples, n_features)
+    X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+        Given unchanged to every row's estimator (a DataFrame keeps its column names for
+        a ``ColumnTransformer``, a sparse matrix stays sparse).
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
     groups : array-like of shape (n_samples,), default=None
-        Every sample's context. Required under ``routing="groups"`` (passed to ``fit``,
-        ``predict`` and ``score`` through metadata routing, and given to the
-        single-network rows as one-hot features); also passed to ``cv`` (e.g.
-        ``GroupKFold``) when given.
+        Every sample's context. Required under ``routing="groups"``: passed to ``fit``,
+        ``predict`` and ``score`` (and to every scorer's predictions) through metadata
+        routing, and appended one-hot to the input of the single-network rows, right
+        before their network (after the Pipeline's other steps). Also passed to ``cv``
+        (e.g. ``GroupKFold``) when given. Checked up front: one value per sample.
     cv : int, cross-validation generator or iterable, default=5
         As for :func:`~sklearn.model_selection.cross_validate`.
-    scoring : str, callable or None, default=None
-        ``None`` uses the estimator's ``score`` (accuracy or R^2).
+    scoring : str, callable, list, tuple, dict or None, default=None
+        As for :func:`~sklearn.model_selection.cross_validate`: ``None`` uses the
+        estimator's ``score`` (accuracy or R^2); a list, tuple or dict scores several
+        metrics. Under ``routing="groups"`` every scorer's predictions get ``groups``.
     n_jobs : int, default=None
         Parallel folds, through joblib (any joblib backend, Dask included).
 
@@ -137,9 +298,17 @@ def compare_baselines(estimator, X, y, *, groups=None, cv=5, scoring=None, n_job
     table : pandas.DataFrame or dict of ndarray
         One row per model (``model``): ``"rtl"``, ``"single (same per-ticket
         sparsity)"``, ``"single (same total weights)"``, ``"independent"``, ``"dense"``;
-        columns ``score_mean``, ``score_std``, ``n_params`` (weights stored, mean over
+        columns ``score_mean``, ``score_std`` (for several metrics, ``<name>_mean`` and
+        ``<name>_std`` per metric instead), ``n_params`` (weights stored, mean over
         folds), ``n_active_params`` (weights one prediction runs through) and ``fit_time``
         (seconds per fold). A dict of arrays when pandas is not installed.
+
+    Raises
+    ------
+    ValueError
+        If ``groups`` is missing under ``routing="groups"`` or does not hold one value
+        per sample, or if ``scoring`` is not a valid scoring. A fit or score that fails
+        in any fold raises its own error (``error_score="raise"``).
 
     Examples
     --------
@@ -153,35 +322,52 @@ def compare_baselines(estimator, X, y, *, groups=None, cv=5, scoring=None, n_job
     ['rtl', 'single (same per-ticket sparsity)', 'single (same total weights)',
      'independent', 'dense']
     """
-    prefix, rtl = _rtl_step(estimator)
+    _, rtl = _rtl_step(estimator)
     grouped = isinstance(rtl.routing, str) and rtl.routing == "groups"
-    if grouped and groups is None:
-        raise ValueError("routing='groups' needs groups=...: pass every sample's context.")
-    X_single = np.hstack([np.asarray(X, dtype=np.float32), _one_hot(groups)]) if grouped else X
+    groups = _check_groups(groups, X, grouped)
+    check_scoring(estimator, scoring)  # a bad scoring fails before any fit
     # the same splits for every row, drawn once (with groups, for a group-aware cv)
     with warnings.catch_warnings():  # "groups ignored" by splitters that take none
         warnings.filterwarnings("ignore", message="The groups parameter is ignored")
         splits = list(check_cv(cv, y, classifier=is_classifier(rtl)).split(X, y, groups))
-    run = partial(_run, y=y, cv=splits, scoring=scoring, n_jobs=n_jobs)
-    with config_context(enable_metadata_routing=True):
-        own = _request_groups(clone(estimator), grouped)
-        single = _request_groups(_variant(estimator, prefix, routing="kmeans", n_clusters=1), False)
-        with_groups = {"groups": groups} if grouped else {}
-        rows = {"rtl": run(own, X, params=with_groups)}
-        rows["single (same per-ticket sparsity)"] = run(single, X_single)
-        sparsity = _equal_weights_sparsity(single, X_single, y, rows["rtl"]["n_params"])
-        rows["single (same total weights)"] = run(
-            _variant(single, prefix, sparsity=sparsity), X_single
-        )
-        independent = _request_groups(_variant(own, prefix, share_weights=False), grouped)
-        rows["independent"] = run(independent, X, params=with_groups)
-        rows["dense"] = run(_variant(single, prefix, sparsity=0.0, n_prune_rounds=1), X_single)
+    with config_context(enable_metadata_routing=True):  # restored on the way out
+        rows = _rows(estimator, X, y, groups if grouped else None, splits, scoring, n_jobs)
     return _table(rows)
+
+
+def _rows(estimator, X, y, groups, splits, scoring, n_jobs):
+    """Every row of the table; ``groups`` only under ``routing="groups"``."""
+    params = {} if groups is None else {"groups": groups}
+    categories = None if groups is None else distinct_values(groups, "groups")[0]
+
+    def run(model):
+        scorer = scoring
+        if groups is not None:
+            scorer = _GroupsScorer(check_scoring(model, scoring))
+        return _run(model, X, y=y, cv=splits, scoring=scorer, n_jobs=n_jobs, params=params)
+
+    def single(**settings):  # one ticket; under groups routing, the group as features
+        model = _variant(estimator, routing="kmeans", n_clusters=1, **settings)
+        _request_groups(model, False)
+        if groups is None:
+            return model
+        return _with_group_features(model, categories)
+
+    own = _request_groups(clone(estimator), groups is not None)
+    rows = {"rtl": run(own)}
+    rows["single (same per-ticket sparsity)"] = run(single())
+    sparsity = _equal_weights_sparsity(single(), X, y, rows["rtl"]["n_params"], params)
+    rows["single (same total weights)"] = run(single(sparsity=sparsity))
+    rows["independent"] = run(
+        _request_groups(_variant(own, share_weights=False), groups is not None)
+    )
+    rows["dense"] = run(single(sparsity=0.0, n_prune_rounds=1))
+    return rows
 
 
 def _table(rows):
     columns = {"model": np.array(list(rows), dtype=object)}
-    for column in _COLUMNS[1:]:
+    for column in next(iter(rows.values())):
         columns[column] = np.array([row[column] for row in rows.values()])
     try:
         import pandas as pd
