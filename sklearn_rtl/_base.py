@@ -40,6 +40,7 @@ from ._selection import make_selection
 from ._stages import extract_tickets, retrain_jointly, rewind_point
 from ._stopping import HeldOutScore, StageStopping
 from ._training import TicketNet
+from ._units import unit_chain
 from ._version import __version__
 
 _AUTO_VALIDATION_FRACTION = 0.1
@@ -170,6 +171,7 @@ class BaseRTL(BaseEstimator):
         n_iter_no_change=10,
         early_stopping=False,
         min_cluster_size=200,
+        prune_granularity="weight",
     ):
         # every parameter stored untouched under its own name, as scikit-learn requires
         params = dict(locals())
@@ -279,7 +281,8 @@ class BaseRTL(BaseEstimator):
                 score=score,
                 score_last=plan.selection.needs_held_out or self.validation_fraction is not None,
                 stop=plan.selection.should_stop,
-                shared=resolve_shared_layers(self.shared_layers, trainer.module_.prunable),
+                shared=resolve_shared_layers(self.shared_layers, network.prunable),
+                chain=self._unit_chain(network),
             )
             chosen = plan.selection.choose([s for s, _ in scores], len(rounds) - 1)
             retrain_jointly(
@@ -464,6 +467,22 @@ class BaseRTL(BaseEstimator):
             raise TypeError(
                 f"module_params={self.module_params!r} were rejected by the module: {error}"
             ) from error
+
+    def _unit_chain(self, network):
+        """The network's unit chain under ``prune_granularity="neuron"`` (None for weight
+        tickets); a ``ValueError`` naming the parameter where units cannot be removed."""
+        if self.prune_granularity != "neuron":
+            return None
+        chain = unit_chain(network.template, network.prunable)
+        if chain is None or self.shared_layers:
+            raise ValueError(
+                f"prune_granularity='neuron' removes whole hidden units, which needs the "
+                f"default MLP or CNN (or an nn.Sequential alternating Linear and ReLU) with "
+                f"every hidden layer prunable and no shared_layers; got module="
+                f"{self.module!r}, prunable={self.prunable!r}, shared_layers="
+                f"{self.shared_layers!r}. Use prune_granularity='weight'."
+            )
+        return chain
 
     def _nothing_to_prune(self, template):
         """The ``ValueError`` for a network with no prunable weight, saying why."""

@@ -171,6 +171,17 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
         Magnitude ranking per layer (every layer keeps ``1 - sparsity`` of its weights) or
         across all prunable layers. The paper does not say; ``"layer"`` measured better on
         our benchmarks (see ``docs/benchmarks.md``).
+    prune_granularity : {"weight", "neuron"}, default="weight"
+        What one pruning step removes. ``"weight"``: single weights, as in the paper.
+        ``"neuron"``: whole hidden units (whole channels of the default CNN), ranked by
+        the norm of their surviving incoming weights, per layer or globally as
+        ``prune_scope`` says (globally by their RMS, so that layers of different fan-in
+        compare); a removed unit loses every weight into and out of it. ``sparsity``
+        still counts weights, so the two kinds of ticket are comparable. A neuron ticket
+        runs as a physically smaller dense network (``ticket_module``, ``to_torch``,
+        ``predict``), so it predicts faster; a weight ticket is as costly as the dense
+        network. Needs the default MLP or CNN, or an ``nn.Sequential`` alternating
+        ``Linear`` and ``ReLU``, with default ``prunable`` and no ``shared_layers``.
     prune_output_layer : bool, default=False
         Whether the last Linear/Conv layer (the classifier) is pruned too. The paper keeps it
         dense.

@@ -42,6 +42,7 @@ BASE_CONSTRAINTS = {
     "random_state": ["random_state"],
     "verbose": ["verbose"],
     "prune_scope": [StrOptions({"layer", "global"})],
+    "prune_granularity": [StrOptions({"weight", "neuron"})],
     "prune_output_layer": ["boolean"],
     "rewind_epoch": [_positive_int(0)],
     "module_params": [None, dict],

@@ -24,7 +24,7 @@ class RTLRegressor(RegressorMixin, BaseRTL):
 validation_fraction, max_epochs, share_weights, lr, batch_size, optimizer, device, \
 random_state, verbose, prune_scope, prune_output_layer, rewind_epoch, module_params, \
 optimizer_params, callbacks, unknown_group, input_shape, prunable, ticket_batchnorm, \
-shared_layers, tol, n_iter_no_change, early_stopping, min_cluster_size
+shared_layers, tol, n_iter_no_change, early_stopping, min_cluster_size, prune_granularity
         As for :class:`~sklearn_rtl.RTLClassifier` (``sparsity="auto"`` scores the held-out
         split with R^2).
     routing : {"kmeans", "groups"} or estimator, default="kmeans"

@@ -63,6 +63,7 @@ def extract_tickets(
     score=None,
     stop=None,
     shared=(),
+    chain=None,
     score_last=True,
 ):
     """Alg. 1: iterative magnitude pruning of every ticket, the K runs batched together.
@@ -87,6 +88,9 @@ def extract_tickets(
         is the dense network), and one extra training scores the last round.
     stop : callable, default=None
         ``stop(scores) -> bool`` on the held-out scores so far: stop pruning.
+    chain : list of str, default=None
+        With the network's unit chain (:func:`~sklearn_rtl._units.unit_chain`), every
+        round removes whole units (``prune_granularity="neuron"``); None prunes weights.
     shared : sequence of str, default=()
         Prunable layers whose mask all tickets share (see :meth:`TicketSet.prune`).
     score_last : bool, default=True
@@ -136,7 +140,7 @@ def extract_tickets(
             break
         trained = network.get_weights()
         trained = {n: trained[n] for n in network.prunable}
-        rounds.append(rounds[-1].prune(trained, schedule[r], scope, shared))
+        rounds.append(rounds[-1].prune(trained, schedule[r], scope, shared, chain))
     return rounds, scores
 
 

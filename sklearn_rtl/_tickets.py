@@ -21,6 +21,7 @@ from ._diagnostics import (
     similarity_matrix,
     ticket_similarity,
 )
+from ._units import prune_units
 
 __all__ = ["TicketSet", "density_schedule", "prune_by_magnitude"]
 
@@ -157,9 +158,13 @@ class TicketSet:
             }
         )
 
-    def prune(self, weights: dict[str, torch.Tensor], density: float, scope="layer", shared=()):
+    def prune(
+        self, weights: dict[str, torch.Tensor], density: float, scope="layer", shared=(), chain=None
+    ):
         """A new set where every ticket keeps ``density`` of the prunable weights: its
-        largest-magnitude survivors in ``weights`` (see :func:`prune_by_magnitude`).
+        largest-magnitude survivors in ``weights`` (see :func:`prune_by_magnitude`), or
+        with a unit ``chain`` its strongest whole units (neuron-level tickets, see
+        :func:`~sklearn_rtl._units.prune_units`).
 
         Layers named in ``shared`` get one mask for all tickets, ranked by the mean
         magnitude of the tickets' weights (each trained on its own data, so together on
@@ -167,6 +172,8 @@ class TicketSet:
         """
         device = next(iter(weights.values())).device
         masks = {name: m.to(device) for name, m in self.masks.items()}
+        if chain is not None:
+            return TicketSet(prune_units(weights, masks, density, scope, chain))
         rest = [name for name in self.names if name not in shared]
         new = {}
         if rest:
