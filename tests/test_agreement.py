@@ -141,6 +141,14 @@ def _label(sparse):
     return Case(est, _sparse_or_dense(d["X_new"], sparse))
 
 
+def _label_neuron():
+    d = _data()
+    est = RTLClassifier(**FAST, routing="label", prune_granularity="neuron")
+    est.fit(d["X"], d["y"])
+    assert est.n_tickets_ == 3
+    return Case(est, d["X_new"])
+
+
 def _groups(sparse, kind, unknown_group="nearest"):
     """``kind``: "int" (int64 array), "str", or "object_int" (Python ints in an object
     array, as ``df.values[:, 0]`` of a mixed DataFrame holds them)."""
@@ -179,12 +187,12 @@ def _regressor(sparse):
     return Case(est, _sparse_or_dense(d["X_new"], sparse))
 
 
-def _cnn():
+def _cnn(**params):
     """The default CNN on 8x8 digits; 4 clusters of 1,200 images, the default floor
     keeps 3."""
     digits = load_digits()
     images, target = digits.images.astype(np.float32), digits.target
-    est = RTLClassifier(**FAST, module_params={"channels": (4, 8)})
+    est = RTLClassifier(**FAST, module_params={"channels": (4, 8)}, **params)
     est.fit(images[:1200], target[:1200])
     assert est.input_shape_ == (1, 8, 8)
     assert 1 < est.n_tickets_ < est.n_clusters, est.n_tickets_
@@ -215,6 +223,12 @@ CASES = {
     "regressor_multi_output": lambda: _regressor(False),
     "regressor_multi_output_sparse": lambda: _regressor(True),
     "cnn": _cnn,
+    "neuron_kmeans_default_floor": lambda: _kmeans_default(False, prune_granularity="neuron"),
+    "neuron_kmeans_default_floor_sparse": lambda: _kmeans_default(
+        True, prune_granularity="neuron", sparsity=0.9
+    ),
+    "neuron_label": lambda: _label_neuron(),
+    "neuron_cnn": lambda: _cnn(prune_granularity="neuron", sparsity=0.6),
 }
 
 
@@ -246,7 +260,8 @@ def test_to_torch_agrees(name):
 # with other buffer values or group codes, which to_torch checks.
 ONNX_CASES = [
     "kmeans_default_floor", "label", "groups_int_nearest", "groups_object_int_nearest",
-    "groups_int_error", "regressor_multi_output", "cnn",
+    "groups_int_error", "regressor_multi_output", "cnn", "neuron_kmeans_default_floor",
+    "neuron_cnn",
 ]  # fmt: skip
 
 
