@@ -141,18 +141,7 @@ class _GroupFeatures(TransformerMixin, BaseEstimator):
         return np.hstack([X, one_hot])
 
     def fit_transform(self, X, y=None, groups=None):
-        """``fit`` then ``transform``, both with ``groups``.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-        y : ignored
-        groups : array-like of shape (n_samples,)
-
-        Returns
-        -------
-        X_out : {ndarray, sparse matrix} of shape (n_samples, n_features + n_groups)
-        """
+        """:meth:`fit`, then :meth:`transform`, both with ``groups``."""
         return self.fit(X, y, groups=groups).transform(X, groups=groups)
 
 
