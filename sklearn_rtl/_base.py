@@ -634,8 +634,9 @@ class BaseRTL(BaseEstimator):
 
     def _model(self) -> RoutedModel:
         """The fitted router and network as one :class:`~sklearn_rtl._inference.RoutedModel`."""
+        net = self.net_
         return RoutedModel(
-            self.router_, self.net_.module_, self.input_shape_, self.net_.device, self._task
+            self.router_, net.module_, self.input_shape_, net.device, self._task, cached=True
         )
 
     @predict_doc
@@ -659,7 +660,7 @@ class BaseRTL(BaseEstimator):
         return self._model().route(X, groups)
 
     def _validate_predict_input(self, X):
-        check_is_fitted(self)
+        check_is_fitted(self, "net_")  # set with every fitted attribute, at the end of fit
         if len(self._X_sample_shape) > 1:  # image input: name the shapes before sklearn does
             self._check_sample_shape(np.shape(X)[1:])
         X = validate_data(

@@ -34,6 +34,10 @@ class RoutedModel:
     device : str or torch.device
     task : task object
         Its ``decision`` turns network outputs into prediction scores.
+    cached : bool, default=False
+        Read the network's cached masked weights and sparse kernels (a fitted model's
+        prediction). The fit's held-out scoring leaves it off: its weights change every
+        step, some of them outside the version counters (e.g. a stopping rule's restore).
     """
 
     router: object
@@ -41,6 +45,7 @@ class RoutedModel:
     input_shape: tuple
     device: object
     task: object
+    cached: bool = False
 
     def route(self, X, groups=None) -> np.ndarray:
         """Ticket id of every row of ``X`` as the task routes it (the router's ticket, or
@@ -79,29 +84,37 @@ class RoutedModel:
 
         Returns a float64 ndarray of shape (n_samples, n_outputs), or
         (n_samples, n_tickets, n_outputs) when ``tickets`` is None (every ticket).
+        Up to ``_INFER_BATCH`` rows run as one chunk, straight into the result.
         """
-        network = self.network
-        network.eval()
-        # One array filled chunk by chunk: a list of kept chunks (then concatenated) pinned
-        # the heap between the passes' temporaries and raised RSS in proportion to n.
-        out, n = None, X.shape[0]
+        if self.network.training:  # a fitted network is already in eval mode
+            self.network.eval()
+        n = X.shape[0]
         with torch.inference_mode():
-            for start in range(0, n, _INFER_BATCH):
-                # a dense float32 copy of one chunk (sparse rows, read-only memory), not of X
-                rows = dense_rows(X, slice(start, start + _INFER_BATCH), self.input_shape)
-                if not rows.flags.writeable:
-                    rows = rows.copy()
-                xb = torch.as_tensor(rows, device=self.device)
-                tb = None
-                if tickets is not None:
-                    tb = torch.as_tensor(tickets[start : start + _INFER_BATCH], device=self.device)
-                chunk = network(xb, tb).double().cpu().numpy()
-                if out is None:
-                    out = np.empty((n, *chunk.shape[1:]), dtype=np.float64)
-                out[start : start + len(rows)] = chunk
+            if n <= _INFER_BATCH:
+                out = self._chunk(X, slice(0, n), tickets).numpy()
+            else:
+                # One array filled chunk by chunk: a list of kept chunks (then concatenated)
+                # pinned the heap between the passes' temporaries and raised RSS with n.
+                out = None
+                for start in range(0, n, _INFER_BATCH):
+                    rows = slice(start, start + _INFER_BATCH)
+                    chunk = self._chunk(X, rows, tickets)
+                    if out is None:
+                        out = np.empty((n, *chunk.shape[1:]), dtype=np.float64)
+                    out[rows] = chunk.numpy()
         if not np.isfinite(out).all():
             raise ValueError(
                 "The network's outputs for X are not finite (NaN or inf): X probably holds "
                 "values far larger than the training data. Scale it as in fit."
             )
         return out
+
+    def _chunk(self, X, rows, tickets):
+        """The float64 CPU outputs of ``X[rows]`` (densified: sparse rows, read-only
+        memory, a dense float32 copy of the chunk, never of ``X``)."""
+        block = dense_rows(X, rows, self.input_shape)
+        if not block.flags.writeable:
+            block = block.copy()
+        xb = torch.as_tensor(block, device=self.device)
+        tb = None if tickets is None else torch.as_tensor(tickets[rows], device=self.device)
+        return self.network(xb, tb, cached=self.cached).double().cpu()

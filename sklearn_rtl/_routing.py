@@ -38,6 +38,13 @@ from sklearn.utils import check_array
 from sklearn.utils._missing import is_pandas_na, is_scalar_nan
 from torch import nn
 
+try:  # KMeans.predict's kernel, without its validation and thread-pool context
+    from sklearn.cluster._kmeans import _labels_inertia
+except ImportError:  # pragma: no cover - a future scikit-learn
+    _labels_inertia = None
+
+_KMEANS_CHUNK = 256  # KMeans's kernel runs rows in chunks of 256 (one thread per chunk)
+
 __all__ = [
     "EstimatorRouter",
     "GroupRouter",
@@ -344,6 +351,18 @@ class EstimatorRouter(Router):
         return table
 
 
+def _few_dense_rows(X, dtype) -> bool:
+    """Finite C-ordered rows of ``dtype``, few enough for one chunk of KMeans's kernel."""
+    return (
+        type(X) is np.ndarray
+        and X.dtype == dtype
+        and X.ndim == 2
+        and 0 < len(X) <= _KMEANS_CHUNK
+        and X.flags.c_contiguous
+        and bool(np.isfinite(X).all())
+    )
+
+
 class KMeansRouter(EstimatorRouter):
     """KMeans on inputs scaled to unit variance, seeded: one ticket per cluster.
 
@@ -427,9 +446,27 @@ class KMeansRouter(EstimatorRouter):
         """The ticket of every sample's cluster, or where its cluster was too small for a
         ticket, of its nearest kept centroid."""
         centres = self.estimator_[-1].cluster_centers_
+        if _few_dense_rows(X, centres.dtype):
+            if self.n_tickets_ == 1:  # every cluster's rows go to the one ticket
+                return np.zeros(len(X), dtype=np.int64)
+            return self._tickets(X, self._nearest_clusters(X))
         # KMeans's own predict rejects rows of another float type than its centres
         X = check_array(X, accept_sparse=("csr", "csc"), dtype=centres.dtype)
         return self._tickets(X, self.estimator_.predict(X))
+
+    def _nearest_clusters(self, X):
+        """``estimator_.predict(X)`` for validated dense rows: the same arithmetic (the
+        scaler's division, KMeans's distance kernel), without the validation and thread
+        pool set-up around them, which took most of a one-row prediction's time."""
+        if _labels_inertia is None:  # pragma: no cover - scikit-learn moved it
+            return self.estimator_.predict(X)
+        _, scale, kmeans = _kmeans_parts(self.estimator_)
+        scaled = X / scale.astype(X.dtype)
+        weight = np.ones(len(X), dtype=X.dtype)
+        n_threads = getattr(kmeans, "_n_threads", 1)
+        return _labels_inertia(
+            scaled, weight, kmeans.cluster_centers_, n_threads, return_inertia=False
+        )
 
     def _tickets(self, X, labels):
         tickets = self._ticket_of_center(self.estimator_[-1])[labels]

@@ -97,3 +97,15 @@ def test_bench_quality_splits_repeat_cv_and_seed_each_split_by_its_index():
     scores, seconds = bench.evaluate(make, X, small, 5, 2)
     assert seeds == list(range(10)) and scores.shape == seconds.shape == (10,)
     assert np.allclose(scores, 0.5)  # balanced accuracy of a constant prediction
+
+
+def test_bench_speed_times_every_model_at_every_size(tmp_path, monkeypatch):
+    bench = _load("benchmarks/bench_speed.py", "bench_speed")
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    results = bench.main(["--quick", "--label", "smoke"])["smoke"]
+    names = {key.split("|")[0] for key in results["seconds"]}
+    assert {"dense torch", "MLPClassifier", "ticket, sparsity 0.9"} <= names
+    assert all(f"FLOP ideal of {name}" in names for name in results["tickets"])
+    assert all(s > 0 for s in results["seconds"].values())
+    assert json.loads((tmp_path / "speed_quick.json").read_text())["smoke"]["sizes"] == [1, 64, 512]
+    assert "One-row `predict_proba` latency" in (tmp_path / "speed_quick.md").read_text()
