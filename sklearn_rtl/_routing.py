@@ -132,11 +132,11 @@ def _integer_labels(values):
 
 
 def _scaled(rows, mean, scale):
-    """``(rows - mean) / scale`` as scikit-learn's scaler computes it on float32 rows
-    (float64 arithmetic, float32 results)."""
+    """``(rows - mean) / scale`` as scikit-learn's ``StandardScaler`` computes it on
+    float32 rows: in float32, with its statistics cast to float32 (bit for bit)."""
     if mean is not None:
-        rows = (rows.double() - mean).float()
-    return (rows.double() / scale).float()
+        rows = rows - mean
+    return rows / scale
 
 
 class _OneTicket(nn.Module):
@@ -154,8 +154,8 @@ class _NearestCentroid(nn.Module):
     def __init__(self, mean, scale, centers, ticket_of_center, merge):
         super().__init__()
         self.merge = bool(merge)
-        self.register_buffer("mean", None if mean is None else torch.as_tensor(mean).double())
-        self.register_buffer("scale", torch.as_tensor(scale).double())
+        self.register_buffer("mean", None if mean is None else torch.as_tensor(mean).float())
+        self.register_buffer("scale", torch.as_tensor(scale).float())
         centers = torch.as_tensor(np.asarray(centers), dtype=torch.float32)
         ticket_of_center = torch.as_tensor(np.asarray(ticket_of_center), dtype=torch.int64)
         self.register_buffer("centers", centers)
@@ -181,9 +181,10 @@ class _GroupCodes(nn.Module):
         super().__init__()
         self.nearest = bool(nearest)
         self.register_buffer("values", torch.as_tensor(values, dtype=torch.int64))
-        self.register_buffer("mean", None if mean is None else torch.as_tensor(mean).double())
-        self.register_buffer("scale", torch.as_tensor(scale).double())
-        self.register_buffer("centroids", torch.as_tensor(centroids, dtype=torch.float32))
+        self.register_buffer("mean", None if mean is None else torch.as_tensor(mean).float())
+        self.register_buffer("scale", torch.as_tensor(scale).float())
+        # float64, as GroupRouter.predict measures the distances
+        self.register_buffer("centroids", torch.as_tensor(centroids, dtype=torch.float64))
 
     def forward(self, flat, groups):
         match = groups.reshape(-1, 1).to(torch.int64) == self.values.reshape(1, -1)
@@ -191,7 +192,7 @@ class _GroupCodes(nn.Module):
         ticket = torch.argmax(match.to(torch.int64), dim=1)
         if not self.nearest:
             return ticket, known
-        z = _scaled(flat, self.mean, self.scale)
+        z = _scaled(flat, self.mean, self.scale).double()
         distances = ((z.unsqueeze(1) - self.centroids.unsqueeze(0)) ** 2).sum(-1)
         return torch.where(known, ticket, torch.argmin(distances, dim=1)), None
 

@@ -115,3 +115,20 @@ def test_integer_groups_in_an_object_array_are_integers():
     assert router.predict(X, groups=groups.astype(np.int64)).tolist() == [0] * 40 + [1] * 40
     tickets, known = router.to_torch()(torch.as_tensor(X), torch.as_tensor([10, 20, 30]))
     assert tickets[:2].tolist() == [0, 1] and known.tolist() == [True, True, False]
+
+
+@pytest.mark.parametrize("with_mean", [False, True])
+def test_exported_scaling_is_the_scalers_bit_for_bit(with_mean):
+    """Routing modules scale as StandardScaler does on float32 rows (float32 arithmetic):
+    float64 arithmetic differed in the last bit of a third of the entries, which can move
+    a row across a near-tie between two centroids."""
+    from sklearn.preprocessing import StandardScaler
+
+    from sklearn_rtl._routing import _scaled
+
+    rng = np.random.default_rng(0)
+    X = (rng.random((2000, 30)) * rng.random(30) * 100).astype(np.float32)
+    scaler = StandardScaler(with_mean=with_mean).fit(X)
+    mean = torch.as_tensor(scaler.mean_).float() if with_mean else None
+    z = _scaled(torch.as_tensor(X), mean, torch.as_tensor(scaler.scale_).float())
+    np.testing.assert_array_equal(z.numpy(), scaler.transform(X))
