@@ -636,8 +636,9 @@ class BaseRTL(BaseEstimator):
         """The fitted router and network as one :class:`~sklearn_rtl._inference.RoutedModel`."""
         net = self.net_
         return RoutedModel(
-            self.router_, net.module_, self.input_shape_, net.device, self._task, cached=True
-        )
+            self.router_, net.module_, self.input_shape_, net.device, self._task, cached=True,
+            compact=getattr(self, "prune_granularity", "weight") == "neuron",
+        )  # fmt: skip
 
     @predict_doc
     def route(self, X, groups=None):

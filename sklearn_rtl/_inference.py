@@ -38,6 +38,8 @@ class RoutedModel:
         Read the network's cached masked weights and sparse kernels (a fitted model's
         prediction). The fit's held-out scoring leaves it off: its weights change every
         step, some of them outside the version counters (e.g. a stopping rule's restore).
+    compact : bool, default=False
+        Run every ticket as its compact network (``prune_granularity="neuron"``).
     """
 
     router: object
@@ -46,6 +48,7 @@ class RoutedModel:
     device: object
     task: object
     cached: bool = False
+    compact: bool = False
 
     def route(self, X, groups=None) -> np.ndarray:
         """Ticket id of every row of ``X`` as the task routes it (the router's ticket, or
@@ -117,4 +120,4 @@ class RoutedModel:
             block = block.copy()
         xb = torch.as_tensor(block, device=self.device)
         tb = None if tickets is None else torch.as_tensor(tickets[rows], device=self.device)
-        return self.network(xb, tb, cached=self.cached).double().cpu()
+        return self.network(xb, tb, cached=self.cached, compact=self.compact).double().cpu()

@@ -21,6 +21,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ._compact import network_getstate, network_setstate
 from ._models import MLP
 from ._tickets import TicketSet
+from ._units import compact_ticket
 
 __all__ = ["TicketBatchNormNetwork", "TicketNetwork", "make_ticket_network"]
 
@@ -106,13 +107,28 @@ class _InferenceWeights:
         return (_InferenceWeights, ())
 
 
+class _CompactTickets:
+    """Every ticket as its compact network (:func:`~sklearn_rtl._units.compact_ticket`),
+    built once and rebuilt when a parameter or buffer changed (``key`` as in
+    :class:`_InferenceWeights`). Pickles and copies as an empty cache."""
+
+    def __init__(self):
+        self.key = None
+        self.modules = None
+
+    def __reduce__(self):
+        return (_CompactTickets, ())
+
+
 def _version_key(tensors) -> tuple:
     return tuple((t, t.data_ptr(), t._version) for t in tensors)
 
 
 def _same_key(a, b) -> bool:
-    return a is not None and len(a) == len(b) and all(
-        x[0] is y[0] and x[1:] == y[1:] for x, y in zip(a, b, strict=True)
+    return (
+        a is not None
+        and len(a) == len(b)
+        and all(x[0] is y[0] and x[1:] == y[1:] for x, y in zip(a, b, strict=True))
     )
 
 
@@ -378,7 +394,12 @@ class TicketNetwork(nn.Module):
         return h
 
     def forward(
-        self, X: torch.Tensor, ticket: torch.Tensor | None = None, *, cached: bool = False
+        self,
+        X: torch.Tensor,
+        ticket: torch.Tensor | None = None,
+        *,
+        cached: bool = False,
+        compact: bool = False,
     ) -> torch.Tensor:
         """Routed forward pass.
 
@@ -392,12 +413,18 @@ class TicketNetwork(nn.Module):
             Prediction: read the cached masked weights (:meth:`inference_parameters`) and
             run the layers that pay as CSR products (:meth:`inference_kernels`). Taken
             only where gradients are off and the module is a Linear/ReLU stack.
+        compact : bool, default=False
+            Prediction of neuron-level tickets: every ticket's rows run through its
+            compact network (:meth:`compact_tickets`), which costs what its kept units
+            cost. Taken only where gradients are off and the network has a unit chain.
 
         Returns
         -------
         out : Tensor of shape (n_samples, n_outputs), or (n_samples, n_tickets, n_outputs)
             when ``ticket`` is None.
         """
+        if compact and not torch.is_grad_enabled() and (tickets := self.compact_tickets()):
+            return self._forward_generic(X, ticket, lambda rows, k: tickets[k](rows))
         if not self._use_fast(X):
             return self._forward_generic(X, ticket)
         sparse = None
@@ -445,18 +472,35 @@ class TicketNetwork(nn.Module):
             return out
         return out.new_empty(out.shape).index_copy(0, order, out)
 
-    def _forward_generic(self, X, ticket):
-        """``functional_call`` per ticket: any module."""
+    def compact_tickets(self) -> list[nn.Module] | None:
+        """Every ticket as the dense network of only the units it keeps (neuron-level
+        tickets), cached until a parameter or buffer changes; None where the network has
+        no unit chain (:func:`~sklearn_rtl._units.unit_chain`)."""
+        cache = vars(self).get("_compact")
+        if cache is None:
+            cache = self._compact = _CompactTickets()
+        key = _version_key([*self.parameters(), *self.buffers()])
+        if not _same_key(cache.key, key):
+            with torch.inference_mode(False):
+                modules = [compact_ticket(self, k) for k in range(self.n_tickets)]
+            cache.modules = None if modules[0] is None else modules
+            cache.key = key
+        return cache.modules
+
+    def _forward_generic(self, X, ticket, run=None):
+        """One pass per ticket present: ``run(X, k)`` (default :meth:`forward_ticket`,
+        ``functional_call``: any module)."""
+        run = run or self.forward_ticket
         if ticket is None:
-            return torch.stack([self.forward_ticket(X, k) for k in range(self.n_tickets)], 1)
+            return torch.stack([run(X, k) for k in range(self.n_tickets)], 1)
         ticket = ticket.reshape(-1)
         present = torch.unique(ticket).tolist()
         if len(present) == 1:
-            return self.forward_ticket(X, present[0])
+            return run(X, present[0])
         out = None
         for k in present:
             index = torch.nonzero(ticket == k).flatten()
-            group_out = self.forward_ticket(X[index], k)
+            group_out = run(X[index], k)
             if out is None:
                 out = group_out.new_empty((len(X), *group_out.shape[1:]))
             out[index] = group_out

@@ -83,3 +83,24 @@ def test_bad_granularity_names_the_parameter(digits):
     X, y = digits
     with pytest.raises(ValueError, match="prune_granularity"):
         small_rtl(prune_granularity="unit").fit(X, y)
+
+
+@pytest.mark.parametrize("routing", ["kmeans", "label"])
+def test_predict_runs_the_compact_tickets_as_the_masked_ones(digits, routing):
+    """predict reads every ticket's compact network: the same outputs as the masked
+    network (within float rounding), for routed and for all-ticket (label) passes."""
+    X, y = digits
+    clf = small_rtl(
+        prune_granularity="neuron", hidden_layer_sizes=(64, 32), sparsity=0.8, routing=routing,
+        n_clusters=3, max_epochs=3,
+    ).fit(X, y)  # fmt: skip
+    assert clf.n_tickets_ >= 3
+    model = clf._model()
+    assert model.compact
+    compact = model.decision(X)
+    model.compact = False
+    masked = model.decision(X)
+    np.testing.assert_allclose(compact, masked, atol=1e-5, rtol=0)
+    network = clf.net_.module_
+    widths = [m.out_features for m in network.compact_tickets()[0] if isinstance(m, nn.Linear)]
+    assert widths[0] < 64 and widths[1] < 32
