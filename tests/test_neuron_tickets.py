@@ -95,11 +95,11 @@ def test_predict_runs_the_compact_tickets_as_the_masked_ones(digits, routing):
         n_clusters=3, max_epochs=3,
     ).fit(X, y)  # fmt: skip
     assert clf.n_tickets_ >= 3
-    model = clf._model()
+    model, rows = clf._model(), X.astype(np.float32)  # validated rows, as predict has them
     assert model.compact
-    compact = model.decision(X)
+    compact = model.decision(rows)
     model.compact = False
-    masked = model.decision(X)
+    masked = model.decision(rows)
     np.testing.assert_allclose(compact, masked, atol=1e-5, rtol=0)
     network = clf.net_.module_
     widths = [m.out_features for m in network.compact_tickets()[0] if isinstance(m, nn.Linear)]
