@@ -109,3 +109,13 @@ def test_bench_speed_times_every_model_at_every_size(tmp_path, monkeypatch):
     assert all(s > 0 for s in results["seconds"].values())
     assert json.loads((tmp_path / "speed_quick.json").read_text())["smoke"]["sizes"] == [1, 64, 512]
     assert "One-row `predict_proba` latency" in (tmp_path / "speed_quick.md").read_text()
+
+
+def test_bench_granularity_scores_weight_and_neuron_tickets(tmp_path, monkeypatch):
+    bench = _load("benchmarks/bench_granularity.py", "bench_granularity")
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    bench.main(["--quick"])
+    (record,) = [json.loads(line) for line in (tmp_path / "granularity_quick.jsonl").open()]
+    assert set(record) >= {"weight", "neuron", "MLPClassifier"}
+    assert all(len(record[m]["scores"]) == 2 for m in ("weight", "neuron", "MLPClassifier"))
+    assert "| iris | 150 |" in (tmp_path / "granularity_quick.md").read_text()
