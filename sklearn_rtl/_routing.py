@@ -43,8 +43,6 @@ try:  # KMeans.predict's kernel, without its validation and thread-pool context
 except ImportError:  # pragma: no cover - a future scikit-learn
     _labels_inertia = None
 
-_KMEANS_CHUNK = 256  # KMeans's kernel runs rows in chunks of 256 (one thread per chunk)
-
 __all__ = [
     "EstimatorRouter",
     "GroupRouter",
@@ -352,13 +350,13 @@ class EstimatorRouter(Router):
         return table
 
 
-def _few_dense_rows(X, dtype) -> bool:
-    """Finite C-ordered rows of ``dtype``, few enough for one chunk of KMeans's kernel."""
+def _dense_rows(X, dtype) -> bool:
+    """Finite C-ordered rows of ``dtype``: what KMeans's kernel takes as it is."""
     return (
         type(X) is np.ndarray
         and X.dtype == dtype
         and X.ndim == 2
-        and 0 < len(X) <= _KMEANS_CHUNK
+        and len(X) > 0
         and X.flags.c_contiguous
         and bool(np.isfinite(X).all())
     )
@@ -446,10 +444,10 @@ class KMeansRouter(EstimatorRouter):
     def predict(self, X, groups=None):
         """The ticket of every sample's cluster, or where its cluster was too small for a
         ticket, of its nearest kept centroid."""
+        if self.n_tickets_ == 1:  # every cluster's rows go to the one ticket
+            return np.zeros(X.shape[0], dtype=np.int64)
         centres = self.estimator_[-1].cluster_centers_
-        if _few_dense_rows(X, centres.dtype):
-            if self.n_tickets_ == 1:  # every cluster's rows go to the one ticket
-                return np.zeros(len(X), dtype=np.int64)
+        if _dense_rows(X, centres.dtype):
             return self._tickets(X, self._nearest_clusters(X))
         # KMeans's own predict rejects rows of another float type than its centres
         X = check_array(X, accept_sparse=("csr", "csc"), dtype=centres.dtype)
@@ -464,10 +462,9 @@ class KMeansRouter(EstimatorRouter):
         _, scale, kmeans = _kmeans_parts(self.estimator_)
         scaled = X / scale.astype(X.dtype)
         weight = np.ones(len(X), dtype=X.dtype)
-        n_threads = getattr(kmeans, "_n_threads", 1)
-        return _labels_inertia(
-            scaled, weight, kmeans.cluster_centers_, n_threads, return_inertia=False
-        )
+        # one thread: K distances per row are cheap, and KMeans.predict's own guard
+        # against OpenMP threads each calling a threaded BLAS is not around this call
+        return _labels_inertia(scaled, weight, kmeans.cluster_centers_, 1, return_inertia=False)
 
     def _tickets(self, X, labels):
         tickets = self._ticket_of_center(self.estimator_[-1])[labels]
