@@ -424,7 +424,7 @@ class TicketNetwork(nn.Module):
             when ``ticket`` is None.
         """
         if compact and not torch.is_grad_enabled() and (tickets := self.compact_tickets()):
-            return self._forward_generic(X, ticket, lambda rows, k: tickets[k](rows))
+            return self._forward_sorted(X, ticket, tickets)
         if not self._use_fast(X):
             return self._forward_generic(X, ticket)
         sparse = None
@@ -486,6 +486,21 @@ class TicketNetwork(nn.Module):
             cache.modules = None if modules[0] is None else modules
             cache.key = key
         return cache.modules
+
+    def _forward_sorted(self, X, ticket, modules):
+        """Every row through ``modules[k]`` of its ticket ``k`` (every module on every row
+        where ``ticket`` is None): the rows sorted by ticket, one gather and one scatter."""
+        if ticket is None:
+            return torch.stack([module(X) for module in modules], 1)
+        ticket = ticket.reshape(-1).to(device=X.device, dtype=torch.long)
+        counts = torch.bincount(ticket, minlength=self.n_tickets).tolist()
+        present = [k for k, n in enumerate(counts) if n]
+        if len(present) == 1:
+            return modules[present[0]](X)
+        order = torch.argsort(ticket, stable=True)
+        parts = torch.split(X.index_select(0, order), [counts[k] for k in present])
+        out = torch.cat([modules[k](part) for k, part in zip(present, parts, strict=True)])
+        return out.new_empty(out.shape).index_copy_(0, order, out)
 
     def _forward_generic(self, X, ticket, run=None):
         """One pass per ticket present: ``run(X, k)`` (default :meth:`forward_ticket`,
