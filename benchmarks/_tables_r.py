@@ -18,36 +18,36 @@ applied before any model was scored on them, and they are not to be tuned on:
   form (``nassCDS``'s injury severity has a "killed" level) are dropped;
 * diverse in size and shape: six tables under 3,000 rows (the KMeans floor,
   ``min_cluster_size=200``, leaves them one ticket or few) and seven above, where
-  ``RTLClassifier()`` keeps several tickets; two to five classes; from 5 to 130 features.
+  ``RTLClassifier()`` keeps several tickets; two to five classes; from 10 to 134 features.
 
 ======================  =======  =========  =======  ===========================================
 table (package/item)     rows     features   classes  why
 ======================  =======  =========  =======  ===========================================
-modeldata/ad_data           333      131        2     Alzheimer's diagnosis from 124 plasma
+modeldata/ad_data           333      134        2     Alzheimer's diagnosis from 124 plasma
                                                       proteins and a genotype: few rows, wide
-Stat2Data/Hawks             908       16        3     hawk species from body measurements, many
+Stat2Data/Hawks             908       10        3     hawk species from body measurements, many
                                                       missing values, one class of 70
-Ecdat/Heating               900       20        5     heating system chosen by Californian
+Ecdat/Heating               900       22        5     heating system chosen by Californian
                                                       households: costs, income, region
-carData/BEPS               1525        9        3     British election vote from ratings and
+carData/BEPS               1525       10        3     British election vote from ratings and
                                                       knowledge: ordinal scores, one factor
-AER/HMDA                   2380       18        2     Boston mortgage denial: ratios, credit
+AER/HMDA                   2380       20        2     Boston mortgage denial: ratios, credit
                                                       history, binary flags; 12 % denied
-carData/Chile              2532       12        4     Chilean plebiscite vote intention: region,
+carData/Chile              2532       14        4     Chilean plebiscite vote intention: region,
                                                       education, income, status-quo score
-modeldata/hpc_data         4331       28        4     run-time class of HPC jobs: protocol and
+modeldata/hpc_data         4331       26        4     run-time class of HPC jobs: protocol and
                                                       day factors, skewed counts
-modeldata/credit_data      4454       23        2     credit scoring (good/bad): missing values,
+modeldata/credit_data      4454       26        2     credit scoring (good/bad): missing values,
                                                       mixed factors
-modeldata/mlc_churn        5000       24        2     telecom churn: usage numbers, plan flags;
+modeldata/mlc_churn        5000       22        2     telecom churn: usage numbers, plan flags;
                                                       the 51-level state is dropped (> 50)
-carData/WVS                5381        9        3     World Values Survey opinion on poverty
+carData/WVS                5381       11        3     World Values Survey opinion on poverty
                                                       policy: few, weak features
 modeldata/wa_churn         7043       40        2     IBM Watson telecom churn: 3-level service
                                                       factors, contract, charges
-AER/HealthInsurance        8802       21        2     insured or not (MEPS survey): factors with
+AER/HealthInsurance        8802       26        2     insured or not (MEPS survey): factors with
                                                       one age and one family-size column
-DAAG/nassCDS              20000       19        2     death in US car crashes (26,217 rows,
+DAAG/nassCDS              20000       21        2     death in US car crashes (26,217 rows,
                                                       capped): 4.5 % dead, speed class, airbag
 ======================  =======  =========  =======  ===========================================
 
