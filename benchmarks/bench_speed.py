@@ -184,10 +184,75 @@ def run(quick):
     }
 
 
+def hand_written_fit(X, y, hidden, epochs, batch_size=200, seed=0):
+    """Seconds of a plain torch loop over the dense network: Adam, shuffled mini-batches."""
+    torch.manual_seed(seed)
+    net = dense_torch([X.shape[1], *hidden, int(y.max()) + 1]).train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
+    start = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.randperm(len(Xt))
+        for i in range(0, len(Xt), batch_size):
+            rows = order[i : i + batch_size]
+            loss = torch.nn.functional.cross_entropy(net(Xt[rows]), yt[rows])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return time.perf_counter() - start
+
+
+def training(quick):
+    """A fit with fixed epochs (``tol=0``: one pruning round and the retraining, ``E``
+    epochs each) against the hand-written loop running the same ``2E`` epochs over the
+    dense network of the same width; rounds interleaved, medians."""
+    hidden = (64, 64) if quick else (256, 256)
+    X, y, _, data = load(300 if quick else 4000, quick)
+    epochs, rounds = (1, 1) if quick else (5, 5)
+    fixed = dict(
+        hidden_layer_sizes=hidden, n_prune_rounds=1, max_prune_epochs=epochs,
+        max_epochs=epochs, tol=0.0, n_iter_no_change=10**6, sparsity=0.9, random_state=0,
+    )  # fmt: skip
+    fits = {
+        "single ticket": dict(n_clusters=1),
+        "4 KMeans tickets": dict(n_clusters=4, min_cluster_size=0),
+        "neuron ticket": dict(n_clusters=1, prune_granularity="neuron"),
+    }
+    known = RTLClassifier().get_params()
+    fits = {name: p for name, p in fits.items() if all(k in known for k in p)}
+    times = {name: [] for name in [*fits, "hand-written loop"]}
+    hand_written_fit(X, y, hidden, 1)  # warm-up
+    RTLClassifier(**{**fixed, "max_epochs": 1, "max_prune_epochs": 1}).fit(X, y)
+    for _ in range(rounds):
+        times["hand-written loop"].append(hand_written_fit(X, y, hidden, 2 * epochs))
+        for name, params in fits.items():
+            start = time.perf_counter()
+            RTLClassifier(**fixed, **params).fit(X, y)
+            times[name].append(time.perf_counter() - start)
+    return {
+        "data": data, "hidden": list(hidden), "epochs": 2 * epochs, "rows": len(X),
+        "seconds": {name: median(t) for name, t in times.items()},
+    }  # fmt: skip
+
+
+def render_training(r):
+    hand = r["seconds"]["hand-written loop"]
+    lines = ["## Training: fixed epochs against a hand-written torch loop", "",
+             f"{r['rows']} rows ({r['data']}), hidden {r['hidden']}, {r['epochs']} epochs "
+             f"(one pruning round and the retraining, half each), Adam, batch 200.", "",
+             "| fit | seconds | / hand-written loop |", "|---|---|---|"]  # fmt: skip
+    lines += [f"| {name} | {s:.2f} | {s / hand:.2f} |" for name, s in r["seconds"].items()]
+    return lines + [""]
+
+
 def render(results):
     """Markdown tables of every label in ``results``."""
     lines = ["# Predict speed on one thread (`benchmarks/bench_speed.py`)", ""]
+    for label, r in results.get("training", {}).items():
+        lines += [f"{label}:", ""] + render_training(r)
     for label, r in results.items():
+        if label == "training":
+            continue
         sizes, sec = r["sizes"], r["seconds"]
         lines += [f"## {label}", "", f"{r['machine']}; {r['data']}; hidden {r['hidden']}.", ""]
         lines += ["| model | " + " | ".join(f"{n} rows: rows/s (x dense)" for n in sizes) + " |"]
@@ -225,13 +290,17 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--label", default="after", help="key of this run in the results")
+    parser.add_argument("--training", action="store_true", help="only the training ratio")
     args = parser.parse_args(argv)
     set_threads(args.threads)
     stem = "speed_quick" if args.quick else "speed"
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{stem}.json"
     results = json.loads(path.read_text()) if path.exists() else {}
-    results[args.label] = run(args.quick)
+    if args.training or args.quick:
+        results.setdefault("training", {})[args.label] = training(args.quick)
+    if not args.training:
+        results[args.label] = run(args.quick)
     path.write_text(json.dumps(results, indent=1) + "\n")
     lines = render(results)
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")

@@ -102,7 +102,11 @@ def test_bench_quality_splits_repeat_cv_and_seed_each_split_by_its_index():
 def test_bench_speed_times_every_model_at_every_size(tmp_path, monkeypatch):
     bench = _load("benchmarks/bench_speed.py", "bench_speed")
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
-    results = bench.main(["--quick", "--label", "smoke"])["smoke"]
+    everything = bench.main(["--quick", "--label", "smoke"])
+    training = everything["training"]["smoke"]["seconds"]
+    assert {"hand-written loop", "single ticket", "neuron ticket"} <= set(training)
+    assert all(s > 0 for s in training.values())
+    results = everything["smoke"]
     names = {key.split("|")[0] for key in results["seconds"]}
     assert {"dense torch", "MLPClassifier", "ticket, sparsity 0.9"} <= names
     assert all(f"FLOP ideal of {name}" in names for name in results["tickets"])
