@@ -38,10 +38,7 @@ from sklearn.utils import check_array
 from sklearn.utils._missing import is_pandas_na, is_scalar_nan
 from torch import nn
 
-try:  # KMeans.predict's kernel, without its validation and thread-pool context
-    from sklearn.cluster._kmeans import _labels_inertia
-except ImportError:  # pragma: no cover - a future scikit-learn
-    _labels_inertia = None
+_SPARSE_CHUNK = 8192  # sparse rows densified this many at a time for routing
 
 __all__ = [
     "EstimatorRouter",
@@ -145,25 +142,30 @@ class _OneTicket(nn.Module):
 
 
 class _NearestCentroid(nn.Module):
-    """Scale the rows, find the nearest of ``centers`` and map it through
-    ``ticket_of_center`` (-1: a center with no ticket). A row whose nearest center has no
-    ticket goes to the nearest center that has one (``merge``), or is flagged unknown."""
+    """The nearest of ``centers`` in the scaled space, mapped through ``ticket_of_center``
+    (-1: a center with no ticket). A row whose nearest center has no ticket goes to the
+    nearest center that has one (``merge``), or is flagged unknown.
+
+    ``||(x - mean) / scale - c||^2`` is, up to a term equal for every center,
+    ``||c||^2 + 2 c . mean / scale - 2 x . (c / scale)``: the scaling folds into the
+    centers, so a prediction is one product of the raw rows with ``K`` vectors (float32,
+    the fold computed in float64), not a scaled copy of ``X``."""
 
     def __init__(self, mean, scale, centers, ticket_of_center, merge):
         super().__init__()
         self.merge = bool(merge)
-        self.register_buffer("mean", None if mean is None else torch.as_tensor(mean).float())
-        self.register_buffer("scale", torch.as_tensor(scale).float())
-        centers = torch.as_tensor(np.asarray(centers), dtype=torch.float32)
+        centers, scale = np.asarray(centers, dtype=np.float64), np.asarray(scale, np.float64)
+        offset = (centers**2).sum(1)
+        if mean is not None:
+            offset = offset + 2.0 * centers @ (np.asarray(mean, np.float64) / scale)
         ticket_of_center = torch.as_tensor(np.asarray(ticket_of_center), dtype=torch.int64)
-        self.register_buffer("centers", centers)
-        self.register_buffer("center_sq", (centers * centers).sum(1))
+        self.register_buffer("directions", torch.as_tensor(centers / scale).float())
+        self.register_buffer("offset", torch.as_tensor(offset).float())
         self.register_buffer("ticket_of_center", ticket_of_center)
         self.register_buffer("kept", torch.nonzero(ticket_of_center >= 0).reshape(-1))
 
     def forward(self, flat, groups=None):
-        z = _scaled(flat, self.mean, self.scale)
-        distances = self.center_sq - 2.0 * (z @ self.centers.T)
+        distances = self.offset - 2.0 * (flat @ self.directions.T)
         ticket = self.ticket_of_center[torch.argmin(distances, dim=1)]
         if not self.merge:
             return ticket.clamp(min=0), ticket >= 0
@@ -350,18 +352,6 @@ class EstimatorRouter(Router):
         return table
 
 
-def _dense_rows(X, dtype) -> bool:
-    """Finite C-ordered rows of ``dtype``: what KMeans's kernel takes as it is."""
-    return (
-        type(X) is np.ndarray
-        and X.dtype == dtype
-        and X.ndim == 2
-        and len(X) > 0
-        and X.flags.c_contiguous
-        and bool(np.isfinite(X).all())
-    )
-
-
 class KMeansRouter(EstimatorRouter):
     """KMeans on inputs scaled to unit variance, seeded: one ticket per cluster.
 
@@ -443,35 +433,33 @@ class KMeansRouter(EstimatorRouter):
 
     def predict(self, X, groups=None):
         """The ticket of every sample's cluster, or where its cluster was too small for a
-        ticket, of its nearest kept centroid."""
+        ticket, of its nearest kept centroid: the router's own module
+        (:meth:`to_torch`), so that ``predict`` and the exported model route alike."""
         if self.n_tickets_ == 1:  # every cluster's rows go to the one ticket
             return np.zeros(X.shape[0], dtype=np.int64)
-        centres = self.estimator_[-1].cluster_centers_
-        if _dense_rows(X, centres.dtype):
-            return self._tickets(X, self._nearest_clusters(X))
-        # KMeans's own predict rejects rows of another float type than its centres
-        X = check_array(X, accept_sparse=("csr", "csc"), dtype=centres.dtype)
-        return self._tickets(X, self.estimator_.predict(X))
+        # the estimator validated the rows at its door (finite): only the dtype here
+        X = check_array(X, accept_sparse=("csr", "csc"), dtype=np.float32, ensure_all_finite=False)
+        return self._route_rows(X, self._routing_module())
 
-    def _nearest_clusters(self, X):
-        """``estimator_.predict(X)`` for validated dense rows: the same arithmetic (the
-        scaler's division, KMeans's distance kernel), without the validation and thread
-        pool set-up around them, which took most of a one-row prediction's time."""
-        if _labels_inertia is None:  # pragma: no cover - scikit-learn moved it
-            return self.estimator_.predict(X)
-        _, scale, kmeans = _kmeans_parts(self.estimator_)
-        scaled = X / scale.astype(X.dtype)
-        weight = np.ones(len(X), dtype=X.dtype)
-        # one thread: K distances per row are cheap, and KMeans.predict's own guard
-        # against OpenMP threads each calling a threaded BLAS is not around this call
-        return _labels_inertia(scaled, weight, kmeans.cluster_centers_, 1, return_inertia=False)
+    @staticmethod
+    def _route_rows(X, module):
+        """``module``'s tickets of rows ``X`` (sparse rows densified a chunk at a time)."""
+        if not sp.issparse(X):
+            with torch.inference_mode():
+                return module(torch.from_numpy(np.ascontiguousarray(X)))[0].numpy()
+        tickets = np.empty(X.shape[0], dtype=np.int64)
+        for start in range(0, X.shape[0], _SPARSE_CHUNK):
+            rows = slice(start, start + _SPARSE_CHUNK)
+            tickets[rows] = KMeansRouter._route_rows(X[rows].toarray(), module)
+        return tickets
 
     def _tickets(self, X, labels):
+        """Training rows: their cluster's ticket, or their nearest kept centroid's."""
         tickets = self._ticket_of_center(self.estimator_[-1])[labels]
         orphans = np.flatnonzero(tickets < 0)
         if len(orphans):
-            distances = self.estimator_.transform(X[orphans])[:, self.ticket_labels_]
-            tickets[orphans] = np.argmin(distances, axis=1)
+            rows = check_array(X[orphans], accept_sparse=("csr", "csc"), dtype=np.float32)
+            tickets[orphans] = self._route_rows(rows, self._routing_module())
         return tickets
 
     def _routing_module(self):
