@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
+import weakref
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,6 +40,7 @@ from sklearn.utils._missing import is_pandas_na, is_scalar_nan
 from torch import nn
 
 _SPARSE_CHUNK = 8192  # sparse rows densified this many at a time for routing
+_MODULES = weakref.WeakKeyDictionary()  # fitted KMeans router -> its routing module
 
 __all__ = [
     "EstimatorRouter",
@@ -439,7 +441,15 @@ class KMeansRouter(EstimatorRouter):
             return np.zeros(X.shape[0], dtype=np.int64)
         # the estimator validated the rows at its door (finite): only the dtype here
         X = check_array(X, accept_sparse=("csr", "csc"), dtype=np.float32, ensure_all_finite=False)
-        return self._route_rows(X, self._routing_module())
+        return self._route_rows(X, self._module())
+
+    def _module(self):
+        """The routing module, built once per fitted router (kept beside it, not in it:
+        the router stores as plain data)."""
+        module = _MODULES.get(self)
+        if module is None:
+            module = _MODULES[self] = self._routing_module()
+        return module
 
     @staticmethod
     def _route_rows(X, module):
