@@ -142,3 +142,42 @@ def test_diagnostics(fitted):
     assert fitted.validation_scores_ is None  # nothing held out by default
     assert len(fitted.masks_) == K
     assert all(mask.dtype == bool for masks in fitted.masks_ for mask in masks.values())
+
+
+def test_onnx_export_agrees(fitted, data, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    X = data[0].astype(np.float32)
+    sklearn_rtl.export_onnx(fitted, tmp_path / "model.onnx")
+    (out,) = ort.InferenceSession(str(tmp_path / "model.onnx")).run(None, {"x": X})
+    np.testing.assert_allclose(out, _predictions(fitted, X), atol=TOL, rtol=0)
+
+
+def test_plots_of_the_default_classifier(classifier):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sklearn_rtl import plotting
+
+    K = classifier.n_tickets_
+    ax = plotting.plot_similarity(classifier)
+    assert len(ax.get_xticklabels()) == K  # one row and column per ticket
+    ax = plotting.plot_collapse_curve(classifier)
+    assert len(ax.lines) >= 1
+    ax = plotting.plot_ticket_sparsity(classifier)
+    assert len(ax.patches) >= K
+    plotting.plot_layer_similarity(classifier)
+    matplotlib.pyplot.close("all")
+
+
+def test_compare_baselines_at_the_defaults(data):
+    """``compare_baselines`` of the default estimator: every row of the paper scored on
+    the same splits (4 folds: 900 training rows, so that the floor keeps the 4 tickets)."""
+    X, y, _ = data
+    table = sklearn_rtl.compare_baselines(RTLClassifier(), X, y, cv=4)
+    models = list(table["model"])
+    assert models[0] == "rtl" and {"independent", "dense"} <= set(models)
+    scores = dict(zip(models, np.asarray(table["score_mean"], dtype=float), strict=True))
+    assert min(scores.values()) > 0.8
+    params = dict(zip(models, np.asarray(table["n_params"], dtype=float), strict=True))
+    assert params["rtl"] < params["independent"]  # 4 tickets share one weight tensor
