@@ -292,6 +292,9 @@ def compact_ticket(network, k: int) -> nn.Module | None:
     keep = kept_units(network.get_masks(), chain, k)
     with torch.no_grad():
         params = network.ticket_parameters(k)
+        device = params[chain[0]].device
         if type(network.template) is SmallCNN:
-            return compact_cnn(network.template, params, keep).eval()
-        return compact_mlp(params, chain, keep).eval()
+            module = compact_cnn(network.template, params, keep)
+        else:
+            module = compact_mlp(params, chain, keep)
+    return module.to(device).eval()  # on the ticket's device (CUDA fits predict there)
