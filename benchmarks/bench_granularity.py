@@ -93,7 +93,8 @@ def markdown(records):
         m = r.get("MLPClassifier", {}).get("scores")
         cells = [f"{np.mean(s):.3f}" if s else "" for s in (w, n, m)]
         gaps = [_gap(n, w)] + ([_gap(n, m), _gap(w, m)] if m else [])
-        gap_cells = [f"{g:+.3f} ± {e:.3f}" for g, e in gaps] + [""] * (3 - len(gaps))
+        gap_cells = [f"{g:+.3f}" + (f" ± {e:.3f}" if len(w) > 1 else " (one split)")
+                     for g, e in gaps] + [""] * (3 - len(gaps))  # fmt: skip
         fit = f"{r['weight']['fit_s']:.1f} / {r['neuron']['fit_s']:.1f}"
         lines.append(f"| {r['table']} | {r['rows']} | " + " | ".join(cells + gap_cells)
                      + f" | {fit} |")  # fmt: skip
