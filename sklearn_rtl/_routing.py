@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
+import warnings
 import weakref
 
 import numpy as np
@@ -456,7 +457,9 @@ class KMeansRouter(EstimatorRouter):
     def _route_rows(X, module):
         """``module``'s tickets of rows ``X`` (sparse rows densified a chunk at a time)."""
         if not sp.issparse(X):
-            with torch.inference_mode():
+            with torch.inference_mode(), warnings.catch_warnings():
+                # read-only rows (a memory map): the module only reads them
+                warnings.filterwarnings("ignore", "The given NumPy array is not writable")
                 return module(torch.from_numpy(np.ascontiguousarray(X)))[0].numpy()
         tickets = np.empty(X.shape[0], dtype=np.int64)
         for start in range(0, X.shape[0], _SPARSE_CHUNK):

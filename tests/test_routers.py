@@ -132,3 +132,17 @@ def test_exported_scaling_is_the_scalers_bit_for_bit(with_mean):
     mean = torch.as_tensor(scaler.mean_).float() if with_mean else None
     z = _scaled(torch.as_tensor(X), mean, torch.as_tensor(scaler.scale_).float())
     np.testing.assert_array_equal(z.numpy(), scaler.transform(X))
+
+
+def test_read_only_rows_route_without_a_warning():
+    """Rows in read-only memory (a memory map): no torch 'not writable' warning."""
+    import warnings
+
+    X, _ = _blobs([300, 260, 40, 30])
+    router = KMeansRouter(4, random_state=0, min_size=200)
+    router.fit(X)
+    rows = X.copy()
+    rows.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(router.predict(rows), router.predict(X))
