@@ -27,6 +27,7 @@ from functools import partial, update_wrapper
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 from sklearn import config_context
 from sklearn.base import BaseEstimator, TransformerMixin, clone, is_classifier
 from sklearn.metrics import check_scoring
@@ -36,8 +37,11 @@ from sklearn.utils import check_array
 from sklearn.utils.metadata_routing import MetadataRequest
 
 from ._base import BaseRTL
+from ._classifier import RTLClassifier
+from ._regressor import RTLRegressor
 from ._routing import distinct_values
 from ._tasks import OneVsRestTask
+from ._tickets import TicketSet
 
 __all__ = ["compare_baselines"]
 
@@ -71,6 +75,78 @@ def _active_params(rtl) -> float:
     if isinstance(rtl._task, OneVsRestTask):
         return float(rtl.n_params_)
     return float(tickets.kept().mean() + n_dense_part)
+
+
+def _control_seed(torch_seed, control):
+    """The seed of a control's draw: derived from the fit's own ``torch_seed`` (so from
+    ``random_state``), different for every ``control`` number and from ``torch_seed``."""
+    return int(np.random.SeedSequence([torch_seed, control]).generate_state(1)[0] >> 1)
+
+
+def _random_masks(tickets, seed):
+    """A :class:`TicketSet` where every ticket's mask of every layer is drawn uniformly at
+    random among the masks that keep as many weights as in ``tickets``."""
+    generator = torch.Generator().manual_seed(seed)
+    masks = {}
+    for name, mask in tickets.masks.items():
+        flat = mask.detach().cpu().flatten(1)
+        drawn = torch.zeros_like(flat)
+        for k, row in enumerate(flat):
+            drawn[k, torch.randperm(row.numel(), generator=generator)[: int(row.sum())]] = True
+        masks[name] = drawn.view_as(mask).to(mask.device)
+    return TicketSet(masks)
+
+
+class _NewInitControl:
+    """OpenLTH's "reinitialize" control: the estimator's own fit (router, Alg. 1 and the
+    chosen masks all as the estimator's), but Alg. 2 retrains those masks from a freshly
+    drawn initialization instead of the rewind point."""
+
+    def _retraining_start(self, d, tickets, start):
+        with torch.random.fork_rng(devices=[]):  # the retraining's own draws stay as they were
+            torch.manual_seed(_control_seed(d.plan.torch_seed, 1))
+            network = self._make_network(d, tickets.n_tickets)
+        return tickets, {name: w[0].clone() for name, w in network.get_weights().items()}
+
+
+class _RandomMasksControl:
+    """OpenLTH's "randomly prune" control: the estimator's own fit (router, Alg. 1 and the
+    rewind point as the estimator's), but Alg. 2 retrains random masks that keep exactly as
+    many weights per ticket and layer as the chosen ones."""
+
+    def _retraining_start(self, d, tickets, start):
+        return _random_masks(tickets, _control_seed(d.plan.torch_seed, 2)), start
+
+
+class _NewInitClassifier(_NewInitControl, RTLClassifier):
+    """:class:`RTLClassifier` whose Alg. 2 starts from a new initialization."""
+
+
+class _NewInitRegressor(_NewInitControl, RTLRegressor):
+    """:class:`RTLRegressor` whose Alg. 2 starts from a new initialization."""
+
+
+class _RandomMasksClassifier(_RandomMasksControl, RTLClassifier):
+    """:class:`RTLClassifier` whose Alg. 2 retrains random masks of the same sparsity."""
+
+
+class _RandomMasksRegressor(_RandomMasksControl, RTLRegressor):
+    """:class:`RTLRegressor` whose Alg. 2 retrains random masks of the same sparsity."""
+
+
+_CONTROLS = {
+    "rtl, same masks, new init": (_NewInitClassifier, _NewInitRegressor),
+    "rtl, random masks": (_RandomMasksClassifier, _RandomMasksRegressor),
+}
+
+
+def _control(estimator, name):
+    """``estimator`` with its RTL step replaced by the control ``name`` of the same
+    parameters (a control is an RTL estimator: ``cross_validate`` clones and fits it)."""
+    prefix, rtl = _rtl_step(estimator)
+    classifier, regressor = _CONTROLS[name]
+    control = (classifier if is_classifier(rtl) else regressor)(**rtl.get_params(deep=False))
+    return control if not prefix else clone(estimator).set_params(**{prefix[:-2]: control})
 
 
 class _GroupFeatures(TransformerMixin, BaseEstimator):
@@ -342,6 +418,7 @@ def _rows(estimator, X, y, groups, splits, scoring, n_jobs):
             return model
         return _with_group_features(model, categories)
 
+    rtl = _rtl_step(estimator)[1]
     own = _request_groups(clone(estimator), groups is not None)
     rows = {"rtl": run(own)}
     rows["single (same per-ticket sparsity)"] = run(single())
@@ -351,6 +428,10 @@ def _rows(estimator, X, y, groups, splits, scoring, n_jobs):
         _request_groups(_variant(own, share_weights=False), groups is not None)
     )
     rows["dense"] = run(single(sparsity=0.0, n_prune_rounds=1))
+    for name in _CONTROLS:
+        if name == "rtl, random masks" and rtl.prune_granularity == "neuron":
+            continue  # random weight masks are no neuron tickets: no such control
+        rows[name] = run(_request_groups(_control(estimator, name), groups is not None))
     return rows
 
 
