@@ -9,7 +9,12 @@ with scikit-learn's :func:`~sklearn.model_selection.cross_validate` on the same 
 * one ticket with the same total weights as the estimator (its sparsity solved from the
   estimator's fitted ``n_params_``);
 * independent tickets (``share_weights=False``);
-* the dense network (one ticket, ``sparsity=0``).
+* the dense network (one ticket, ``sparsity=0``);
+* OpenLTH's two lottery-ticket controls: the estimator's own fit with Alg. 2 retraining
+  its masks from a new initialization, or random masks of the same sparsity from its own
+  initialization (``_NewInitControl`` / ``_RandomMasksControl``: RTL estimators that
+  override ``BaseRTL._retraining_start``, so that ``cross_validate`` clones and fits them
+  as it does the estimator).
 
 Under ``routing="groups"`` the single-network rows get the group as one-hot input features,
 so that they are not handicapped against tickets that know the group. The features are
@@ -100,7 +105,7 @@ def _random_masks(tickets, seed):
 class _NewInitControl:
     """OpenLTH's "reinitialize" control: the estimator's own fit (router, Alg. 1 and the
     chosen masks all as the estimator's), but Alg. 2 retrains those masks from a freshly
-    drawn initialization instead of the rewind point."""
+    drawn initialization of every weight (not rewound, whatever ``rewind_epoch``)."""
 
     def _retraining_start(self, d, tickets, start):
         with torch.random.fork_rng(devices=[]):  # the retraining's own draws stay as they were
@@ -112,7 +117,9 @@ class _NewInitControl:
 class _RandomMasksControl:
     """OpenLTH's "randomly prune" control: the estimator's own fit (router, Alg. 1 and the
     rewind point as the estimator's), but Alg. 2 retrains random masks that keep exactly as
-    many weights per ticket and layer as the chosen ones."""
+    many weights per ticket and layer as the chosen ones (drawn per ticket, in
+    ``shared_layers`` too). ``masks_`` and the mask diagnostics (``similarity_``,
+    ``n_params_``, ...) describe the random masks; ``collapse_curve_`` the real rounds."""
 
     def _retraining_start(self, d, tickets, start):
         return _random_masks(tickets, _control_seed(d.plan.torch_seed, 2)), start
@@ -142,7 +149,8 @@ _CONTROLS = {
 
 def _control(estimator, name):
     """``estimator`` with its RTL step replaced by the control ``name`` of the same
-    parameters (a control is an RTL estimator: ``cross_validate`` clones and fits it)."""
+    parameters (a control is an RTL estimator: ``cross_validate`` clones and fits it).
+    A subclass of the estimators becomes the plain estimator's control."""
     prefix, rtl = _rtl_step(estimator)
     classifier, regressor = _CONTROLS[name]
     control = (classifier if is_classifier(rtl) else regressor)(**rtl.get_params(deep=False))
@@ -362,11 +370,22 @@ def compare_baselines(estimator, X, y, *, groups=None, cv=5, scoring=None, n_job
     -------
     table : pandas.DataFrame or dict of ndarray
         One row per model (``model``): ``"rtl"``, ``"single (same per-ticket
-        sparsity)"``, ``"single (same total weights)"``, ``"independent"``, ``"dense"``;
-        columns ``score_mean``, ``score_std`` (for several metrics, ``<name>_mean`` and
-        ``<name>_std`` per metric instead), ``n_params`` (weights stored, mean over
-        folds), ``n_active_params`` (weights one prediction runs through) and ``fit_time``
-        (seconds per fold). A dict of arrays when pandas is not installed.
+        sparsity)"``, ``"single (same total weights)"``, ``"independent"``, ``"dense"``,
+        then OpenLTH's lottery-ticket controls, which say whether the tickets' masks and
+        their initialization matter on this data: ``"rtl, same masks, new init"``
+        ("reinitialize": the estimator's router and final masks, Alg. 2 retraining them
+        from a new random initialization instead of the rewind point) and ``"rtl, random
+        masks"`` ("randomly prune": the estimator's router and rewind point, every mask
+        replaced by a uniformly random one that keeps exactly as many weights per ticket
+        and layer; weight tickets only, left out under ``prune_granularity="neuron"``).
+        Each control fold runs the estimator's whole fit (its seeds, so its router and
+        masks are those of the ``"rtl"`` row's fold) and changes only what Alg. 2 starts
+        from, drawn from seeds derived from ``random_state``: a control costs one fit per
+        fold, as the estimator does. Columns ``score_mean``, ``score_std`` (for several
+        metrics, ``<name>_mean`` and ``<name>_std`` per metric instead), ``n_params``
+        (weights stored, mean over folds), ``n_active_params`` (weights one prediction
+        runs through) and ``fit_time`` (seconds per fold). A dict of arrays when pandas is
+        not installed.
 
     Raises
     ------
@@ -385,7 +404,7 @@ def compare_baselines(estimator, X, y, *, groups=None, cv=5, scoring=None, n_job
     >>> table = compare_baselines(clf, X, y, cv=2)
     >>> list(table["model"])  # doctest: +NORMALIZE_WHITESPACE
     ['rtl', 'single (same per-ticket sparsity)', 'single (same total weights)',
-     'independent', 'dense']
+     'independent', 'dense', 'rtl, same masks, new init', 'rtl, random masks']
     """
     _, rtl = _rtl_step(estimator)
     grouped = isinstance(rtl.routing, str) and rtl.routing == "groups"
