@@ -285,11 +285,12 @@ class BaseRTL(BaseEstimator):
                 chain=self._unit_chain(network),
             )
             chosen = plan.selection.choose([s for s, _ in scores], len(rounds) - 1)
+            tickets, start = self._retraining_start(d, rounds[chosen], start)
             retrain_jointly(
                 trainer,
                 data,
                 train.y_train,
-                tickets=rounds[chosen],
+                tickets=tickets,
                 start=start,
                 epochs=self.max_epochs,
                 shared=bool(self.share_weights),
@@ -307,6 +308,12 @@ class BaseRTL(BaseEstimator):
             "_X_sample_shape": plan.sample_shape,
             "_task": plan.task,
         }
+
+    def _retraining_start(self, d: FitInputs, tickets, start):
+        """The masks and weights Alg. 2 retrains from: the chosen round's ``tickets`` and
+        the rewind point ``start``, as they are. ``compare_baselines``' lottery-ticket
+        controls (``_baselines.py``) replace one of them."""
+        return tickets, start
 
     def _prepare(self, X, y, groups, sample_weight) -> FitInputs:
         """Validate the data, weigh the rows, encode the targets, draw the seeds and hold

@@ -9,7 +9,12 @@ with scikit-learn's :func:`~sklearn.model_selection.cross_validate` on the same 
 * one ticket with the same total weights as the estimator (its sparsity solved from the
   estimator's fitted ``n_params_``);
 * independent tickets (``share_weights=False``);
-* the dense network (one ticket, ``sparsity=0``).
+* the dense network (one ticket, ``sparsity=0``);
+* OpenLTH's two lottery-ticket controls: the estimator's own fit with Alg. 2 retraining
+  its masks from a new initialization, or random masks of the same sparsity from its own
+  initialization (``_NewInitControl`` / ``_RandomMasksControl``: RTL estimators that
+  override ``BaseRTL._retraining_start``, so that ``cross_validate`` clones and fits them
+  as it does the estimator).
 
 Under ``routing="groups"`` the single-network rows get the group as one-hot input features,
 so that they are not handicapped against tickets that know the group. The features are
@@ -27,6 +32,7 @@ from functools import partial, update_wrapper
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 from sklearn import config_context
 from sklearn.base import BaseEstimator, TransformerMixin, clone, is_classifier
 from sklearn.metrics import check_scoring
@@ -36,8 +42,11 @@ from sklearn.utils import check_array
 from sklearn.utils.metadata_routing import MetadataRequest
 
 from ._base import BaseRTL
+from ._classifier import RTLClassifier
+from ._regressor import RTLRegressor
 from ._routing import distinct_values
 from ._tasks import OneVsRestTask
+from ._tickets import TicketSet
 
 __all__ = ["compare_baselines"]
 
@@ -71,6 +80,81 @@ def _active_params(rtl) -> float:
     if isinstance(rtl._task, OneVsRestTask):
         return float(rtl.n_params_)
     return float(tickets.kept().mean() + n_dense_part)
+
+
+def _control_seed(torch_seed, control):
+    """The seed of a control's draw: derived from the fit's own ``torch_seed`` (so from
+    ``random_state``), different for every ``control`` number and from ``torch_seed``."""
+    return int(np.random.SeedSequence([torch_seed, control]).generate_state(1)[0] >> 1)
+
+
+def _random_masks(tickets, seed):
+    """A :class:`TicketSet` where every ticket's mask of every layer is drawn uniformly at
+    random among the masks that keep as many weights as in ``tickets``."""
+    generator = torch.Generator().manual_seed(seed)
+    masks = {}
+    for name, mask in tickets.masks.items():
+        flat = mask.detach().cpu().flatten(1)
+        drawn = torch.zeros_like(flat)
+        for k, row in enumerate(flat):
+            drawn[k, torch.randperm(row.numel(), generator=generator)[: int(row.sum())]] = True
+        masks[name] = drawn.view_as(mask).to(mask.device)
+    return TicketSet(masks)
+
+
+class _NewInitControl:
+    """OpenLTH's "reinitialize" control: the estimator's own fit (router, Alg. 1 and the
+    chosen masks all as the estimator's), but Alg. 2 retrains those masks from a freshly
+    drawn initialization of every weight (not rewound, whatever ``rewind_epoch``)."""
+
+    def _retraining_start(self, d, tickets, start):
+        with torch.random.fork_rng(devices=[]):  # the retraining's own draws stay as they were
+            torch.manual_seed(_control_seed(d.plan.torch_seed, 1))
+            network = self._make_network(d, tickets.n_tickets)
+        return tickets, {name: w[0].clone() for name, w in network.get_weights().items()}
+
+
+class _RandomMasksControl:
+    """OpenLTH's "randomly prune" control: the estimator's own fit (router, Alg. 1 and the
+    rewind point as the estimator's), but Alg. 2 retrains random masks that keep exactly as
+    many weights per ticket and layer as the chosen ones (drawn per ticket, in
+    ``shared_layers`` too). ``masks_`` and the mask diagnostics (``similarity_``,
+    ``n_params_``, ...) describe the random masks; ``collapse_curve_`` the real rounds."""
+
+    def _retraining_start(self, d, tickets, start):
+        return _random_masks(tickets, _control_seed(d.plan.torch_seed, 2)), start
+
+
+class _NewInitClassifier(_NewInitControl, RTLClassifier):
+    """:class:`RTLClassifier` whose Alg. 2 starts from a new initialization."""
+
+
+class _NewInitRegressor(_NewInitControl, RTLRegressor):
+    """:class:`RTLRegressor` whose Alg. 2 starts from a new initialization."""
+
+
+class _RandomMasksClassifier(_RandomMasksControl, RTLClassifier):
+    """:class:`RTLClassifier` whose Alg. 2 retrains random masks of the same sparsity."""
+
+
+class _RandomMasksRegressor(_RandomMasksControl, RTLRegressor):
+    """:class:`RTLRegressor` whose Alg. 2 retrains random masks of the same sparsity."""
+
+
+_CONTROLS = {
+    "rtl, same masks, new init": (_NewInitClassifier, _NewInitRegressor),
+    "rtl, random masks": (_RandomMasksClassifier, _RandomMasksRegressor),
+}
+
+
+def _control(estimator, name):
+    """``estimator`` with its RTL step replaced by the control ``name`` of the same
+    parameters (a control is an RTL estimator: ``cross_validate`` clones and fits it).
+    A subclass of the estimators becomes the plain estimator's control."""
+    prefix, rtl = _rtl_step(estimator)
+    classifier, regressor = _CONTROLS[name]
+    control = (classifier if is_classifier(rtl) else regressor)(**rtl.get_params(deep=False))
+    return control if not prefix else clone(estimator).set_params(**{prefix[:-2]: control})
 
 
 class _GroupFeatures(TransformerMixin, BaseEstimator):
@@ -286,11 +370,22 @@ def compare_baselines(estimator, X, y, *, groups=None, cv=5, scoring=None, n_job
     -------
     table : pandas.DataFrame or dict of ndarray
         One row per model (``model``): ``"rtl"``, ``"single (same per-ticket
-        sparsity)"``, ``"single (same total weights)"``, ``"independent"``, ``"dense"``;
-        columns ``score_mean``, ``score_std`` (for several metrics, ``<name>_mean`` and
-        ``<name>_std`` per metric instead), ``n_params`` (weights stored, mean over
-        folds), ``n_active_params`` (weights one prediction runs through) and ``fit_time``
-        (seconds per fold). A dict of arrays when pandas is not installed.
+        sparsity)"``, ``"single (same total weights)"``, ``"independent"``, ``"dense"``,
+        then OpenLTH's lottery-ticket controls, which say whether the tickets' masks and
+        their initialization matter on this data: ``"rtl, same masks, new init"``
+        ("reinitialize": the estimator's router and final masks, Alg. 2 retraining them
+        from a new random initialization instead of the rewind point) and ``"rtl, random
+        masks"`` ("randomly prune": the estimator's router and rewind point, every mask
+        replaced by a uniformly random one that keeps exactly as many weights per ticket
+        and layer; weight tickets only, left out under ``prune_granularity="neuron"``).
+        Each control fold runs the estimator's whole fit (its seeds, so its router and
+        masks are those of the ``"rtl"`` row's fold) and changes only what Alg. 2 starts
+        from, drawn from seeds derived from ``random_state``: a control costs one fit per
+        fold, as the estimator does. Columns ``score_mean``, ``score_std`` (for several
+        metrics, ``<name>_mean`` and ``<name>_std`` per metric instead), ``n_params``
+        (weights stored, mean over folds), ``n_active_params`` (weights one prediction
+        runs through) and ``fit_time`` (seconds per fold). A dict of arrays when pandas is
+        not installed.
 
     Raises
     ------
@@ -309,7 +404,7 @@ def compare_baselines(estimator, X, y, *, groups=None, cv=5, scoring=None, n_job
     >>> table = compare_baselines(clf, X, y, cv=2)
     >>> list(table["model"])  # doctest: +NORMALIZE_WHITESPACE
     ['rtl', 'single (same per-ticket sparsity)', 'single (same total weights)',
-     'independent', 'dense']
+     'independent', 'dense', 'rtl, same masks, new init', 'rtl, random masks']
     """
     _, rtl = _rtl_step(estimator)
     grouped = isinstance(rtl.routing, str) and rtl.routing == "groups"
@@ -342,6 +437,7 @@ def _rows(estimator, X, y, groups, splits, scoring, n_jobs):
             return model
         return _with_group_features(model, categories)
 
+    rtl = _rtl_step(estimator)[1]
     own = _request_groups(clone(estimator), groups is not None)
     rows = {"rtl": run(own)}
     rows["single (same per-ticket sparsity)"] = run(single())
@@ -351,6 +447,10 @@ def _rows(estimator, X, y, groups, splits, scoring, n_jobs):
         _request_groups(_variant(own, share_weights=False), groups is not None)
     )
     rows["dense"] = run(single(sparsity=0.0, n_prune_rounds=1))
+    for name in _CONTROLS:
+        if name == "rtl, random masks" and rtl.prune_granularity == "neuron":
+            continue  # random weight masks are no neuron tickets: no such control
+        rows[name] = run(_request_groups(_control(estimator, name), groups is not None))
     return rows
 
 

@@ -16,6 +16,8 @@ MODELS = [
     "single (same total weights)",
     "independent",
     "dense",
+    "rtl, same masks, new init",
+    "rtl, random masks",
 ]
 COLUMNS = ["model", "score_mean", "score_std", "n_params", "n_active_params", "fit_time"]
 
