@@ -182,3 +182,11 @@ def test_bench_quality_r_markdown_gaps_and_trailing_tables():
     )
     assert "Default trails the single ticket by more than 0.01: t -0.020" in lines
     assert "Default trails MLPClassifier() by more than 0.01: none" in lines
+
+
+def test_bench_controls_lists_both_control_rows(tmp_path, monkeypatch):
+    bench = _load("benchmarks/bench_controls.py", "bench_controls")
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    bench.main(["--quick"])
+    text = (tmp_path / "controls_quick.md").read_text()
+    assert "| rtl, same masks, new init |" in text and "| rtl, random masks |" in text
