@@ -22,12 +22,12 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT.parent / "experiments"))
 from _impl import set_threads  # noqa: E402
 from bench_quality import load_table  # noqa: E402
 
@@ -36,10 +36,18 @@ from sklearn_rtl import RTLClassifier, compare_baselines  # noqa: E402
 RESULTS = ROOT / "results"
 
 
-def rotated_fashion(n_rows):
-    from heterogeneous import fashion_environments
+def rotated_fashion(n_rows, seed=0):
+    """Fashion-MNIST rows, each rotated by 0, 90, 180 or 270 degrees (its environment), as
+    ``experiments/heterogeneous.py`` builds them."""
+    from _common import load_fashion_mnist
 
-    return fashion_environments("rotated", n_rows)
+    X, y = load_fashion_mnist("train", n_rows, seed=seed)
+    env = np.random.default_rng(seed).integers(0, 4, len(X))
+    images = X.reshape(-1, 28, 28)
+    out = np.empty_like(images)
+    for e in range(4):
+        out[env == e] = np.rot90(images[env == e], k=e, axes=(1, 2))
+    return out.reshape(-1, 784), y, env
 
 
 def cases(quick):
@@ -79,8 +87,8 @@ def main(argv=None):
                          f"{float(table['n_params'][i]):,.0f} | {float(table['fit_time'][i]):.1f} |")  # fmt: skip
         lines.append("")
         print("\n".join(lines[-len(models) - 5 :]), flush=True)
-    stem = "controls_quick" if args.quick else "controls"
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+        stem = "controls_quick" if args.quick else "controls"
+        (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")  # after every case
     return lines
 
 
