@@ -88,48 +88,29 @@ def _linear_relu_plan(template: nn.Module, param_names: list[str]):
     return plan
 
 
-class _InferenceWeights:
-    """The masked weights that prediction reads, computed once, and their CSR forms.
+class _Cache:
+    """A value computed from tensors, kept until one of them changes.
 
-    ``key`` holds every weight and mask tensor with its storage and version counter (any
-    in-place write, ``set_masks``, an optimizer step or ``set_weights``, moves one of
-    them); ``params`` the masked weights as :meth:`TicketNetwork.stacked_parameters`
-    returns them; ``csr[k]`` ticket ``k``'s ``{weight name: CSR matrix}`` for the layers
-    that run sparse. Pickles and copies as an empty cache.
+    ``key`` holds every tensor with its storage and version counter (any in-place write,
+    ``set_masks``, an optimizer step or ``set_weights`` moves one of them). Pickles and
+    copies as an empty cache.
     """
 
     def __init__(self):
         self.key = None
-        self.params = None
-        self.csr = None
+        self.value = None
 
     def __reduce__(self):
-        return (_InferenceWeights, ())
+        return (_Cache, ())
 
-
-class _CompactTickets:
-    """Every ticket as its compact network (:func:`~sklearn_rtl._units.compact_ticket`),
-    built once and rebuilt when a parameter or buffer changed (``key`` as in
-    :class:`_InferenceWeights`). Pickles and copies as an empty cache."""
-
-    def __init__(self):
-        self.key = None
-        self.modules = None
-
-    def __reduce__(self):
-        return (_CompactTickets, ())
-
-
-def _version_key(tensors) -> tuple:
-    return tuple((t, t.data_ptr(), t._version) for t in tensors)
-
-
-def _same_key(a, b) -> bool:
-    return (
-        a is not None
-        and len(a) == len(b)
-        and all(x[0] is y[0] and x[1:] == y[1:] for x, y in zip(a, b, strict=True))
-    )
+    def get(self, tensors, compute):
+        """The value for ``tensors``, from ``compute()`` if any of them changed."""
+        key = tuple((t, t.data_ptr(), t._version) for t in tensors)
+        same = self.key is not None and len(self.key) == len(key)
+        pairs = zip(self.key or (), key, strict=same)
+        if not (same and all(a[0] is b[0] and a[1:] == b[1:] for a, b in pairs)):
+            self.value, self.key = compute(), key
+        return self.value
 
 
 def _runs_sparse(masked_weight: torch.Tensor, mask: torch.Tensor) -> bool:
@@ -276,12 +257,12 @@ class TicketNetwork(nn.Module):
     def inference_parameters(self) -> dict[str, torch.Tensor]:
         """:meth:`stacked_parameters` without gradients, cached until a weight or mask
         changes (a new tensor, an in-place write, another storage)."""
-        return self._inference_weights().params
+        return self._inference_weights()[0]
 
     def inference_kernels(self) -> dict[str, list[str]]:
         """Every masked Linear weight's kernel at predict time, per ticket: ``"csr"`` or
         ``"dense"`` (the rule of the class notes; layers of other modules are dense)."""
-        csr = self._inference_weights().csr
+        csr = self._inference_weights()[1]
         names = [step[1] for step in self.plan_ or [] if step[0] == "linear"]
         return {
             name: ["csr" if name in csr[k] else "dense" for k in range(self.n_tickets)]
@@ -289,19 +270,21 @@ class TicketNetwork(nn.Module):
             if name in self.prunable
         }
 
-    def _inference_weights(self) -> _InferenceWeights:
-        cache = vars(self).get("_inference")
-        if cache is None:
-            cache = self._inference = _InferenceWeights()
-        # the containers' own dicts: a tensor replaced (set_weights, load) is a new entry
-        tensors = [*self.weights._parameters.values(), *self.masks._buffers.values()]
-        key = _version_key(tensors)
-        if not _same_key(cache.key, key):
+    def _inference_weights(self):
+        """``(masked weights, per ticket {weight name: CSR matrix} of the layers that run
+        sparse)``, cached until a weight or mask changes."""
+
+        def compute():
             with torch.inference_mode(False), torch.no_grad():
                 params = self.stacked_parameters()
-                cache.csr = [self._sparse_layers(params, k) for k in range(self.n_tickets)]
-            cache.params, cache.key = params, key
-        return cache
+                return params, [self._sparse_layers(params, k) for k in range(self.n_tickets)]
+
+        cache = vars(self).get("_inference")
+        if cache is None:
+            cache = self._inference = _Cache()
+        # the containers' own dicts: a tensor replaced (set_weights, load) is a new entry
+        tensors = [*self.weights._parameters.values(), *self.masks._buffers.values()]
+        return cache.get(tensors, compute)
 
     def _sparse_layers(self, params, ticket: int) -> dict[str, torch.Tensor]:
         """Ticket ``ticket``'s CSR weights of the plan's layers that run sparse."""
@@ -429,8 +412,7 @@ class TicketNetwork(nn.Module):
             return self._forward_generic(X, ticket)
         sparse = None
         if cached and not torch.is_grad_enabled():
-            inference = self._inference_weights()
-            params, sparse = inference.params, inference.csr
+            params, sparse = self._inference_weights()
             sparse = sparse if any(sparse) else None
         else:
             params = self.stacked_parameters()
@@ -442,50 +424,57 @@ class TicketNetwork(nn.Module):
         ticket = ticket.reshape(-1).to(device=X.device, dtype=torch.long)
         if len(ticket) == 1 and 0 <= (k := int(ticket[0])) < self.n_tickets:
             return self._ticket_pass(X, params, k, sparse)  # one row: no grouping
-        counts = torch.bincount(ticket, minlength=self.n_tickets)
-        present = torch.nonzero(counts).flatten()
-        present_list = present.tolist()
-        if len(present_list) == 1:
-            return self._ticket_pass(X, params, present_list[0], sparse)
-        is_sorted = bool((ticket[1:] >= ticket[:-1]).all())
-        order = None if is_sorted else torch.argsort(ticket, stable=True)
-        Xs = X if order is None else X.index_select(0, order)
-        sizes = counts[present].tolist()
+        present, sizes = self._present(ticket)
+        if len(present) == 1:
+            return self._ticket_pass(X, params, present[0], sparse)
+        order, Xs = self._sorted(X, ticket)
         if min(sizes) == max(sizes) and sparse is None:
             # Balanced groups (every training step): one bmm per layer for all tickets.
-            if len(present_list) < self.n_tickets:
+            if len(present) < self.n_tickets:
+                index = torch.as_tensor(present, device=X.device)
                 params = {
-                    n: p.index_select(0, present) if p.shape[0] > 1 else p
-                    for n, p in params.items()
+                    n: p.index_select(0, index) if p.shape[0] > 1 else p for n, p in params.items()
                 }
-            grouped = Xs.reshape(len(present_list), sizes[0], *X.shape[1:])
+            grouped = Xs.reshape(len(present), sizes[0], *X.shape[1:])
             out = self._plan_batched(grouped, params, shared_input=False)
             out = out.reshape(len(X), *out.shape[2:])
         else:
             # Unequal groups (routed prediction): one pass per ticket, masked weights shared.
             parts = [
                 self._ticket_pass(chunk, params, k, sparse)
-                for k, chunk in zip(present_list, torch.split(Xs, sizes), strict=True)
+                for k, chunk in zip(present, torch.split(Xs, sizes), strict=True)
             ]
             out = torch.cat(parts)
-        if order is None:
-            return out
-        return out.new_empty(out.shape).index_copy(0, order, out)
+        return out if order is None else out.new_empty(out.shape).index_copy(0, order, out)
+
+    def _present(self, ticket):
+        """The tickets with rows, ascending, and their numbers of rows."""
+        counts = torch.bincount(ticket, minlength=self.n_tickets).tolist()
+        present = [k for k, n in enumerate(counts) if n]
+        return present, [counts[k] for k in present]
+
+    @staticmethod
+    def _sorted(X, ticket):
+        """``(order, X sorted by ticket)``; order None where the rows already are."""
+        if bool((ticket[1:] >= ticket[:-1]).all()):
+            return None, X
+        order = torch.argsort(ticket, stable=True)
+        return order, X.index_select(0, order)
 
     def compact_tickets(self) -> list[nn.Module] | None:
         """Every ticket as the dense network of only the units it keeps (neuron-level
         tickets), cached until a parameter or buffer changes; None where the network has
         no unit chain (:func:`~sklearn_rtl._units.unit_chain`)."""
-        cache = vars(self).get("_compact")
-        if cache is None:
-            cache = self._compact = _CompactTickets()
-        key = _version_key([*self.parameters(), *self.buffers()])
-        if not _same_key(cache.key, key):
+
+        def compute():
             with torch.inference_mode(False):
                 modules = [compact_ticket(self, k) for k in range(self.n_tickets)]
-            cache.modules = None if modules[0] is None else modules
-            cache.key = key
-        return cache.modules
+            return None if modules[0] is None else modules
+
+        cache = vars(self).get("_compact")
+        if cache is None:
+            cache = self._compact = _Cache()
+        return cache.get([*self.parameters(), *self.buffers()], compute)
 
     def _forward_sorted(self, X, ticket, modules):
         """Every row through ``modules[k]`` of its ticket ``k`` (every module on every row
@@ -493,29 +482,26 @@ class TicketNetwork(nn.Module):
         if ticket is None:
             return torch.stack([module(X) for module in modules], 1)
         ticket = ticket.reshape(-1).to(device=X.device, dtype=torch.long)
-        counts = torch.bincount(ticket, minlength=self.n_tickets).tolist()
-        present = [k for k, n in enumerate(counts) if n]
+        present, sizes = self._present(ticket)
         if len(present) == 1:
             return modules[present[0]](X)
-        order = torch.argsort(ticket, stable=True)
-        parts = torch.split(X.index_select(0, order), [counts[k] for k in present])
+        order, Xs = self._sorted(X, ticket)
+        parts = torch.split(Xs, sizes)
         out = torch.cat([modules[k](part) for k, part in zip(present, parts, strict=True)])
-        return out.new_empty(out.shape).index_copy_(0, order, out)
+        return out if order is None else out.new_empty(out.shape).index_copy(0, order, out)
 
-    def _forward_generic(self, X, ticket, run=None):
-        """One pass per ticket present: ``run(X, k)`` (default :meth:`forward_ticket`,
-        ``functional_call``: any module)."""
-        run = run or self.forward_ticket
+    def _forward_generic(self, X, ticket):
+        """``functional_call`` per ticket: any module."""
         if ticket is None:
-            return torch.stack([run(X, k) for k in range(self.n_tickets)], 1)
+            return torch.stack([self.forward_ticket(X, k) for k in range(self.n_tickets)], 1)
         ticket = ticket.reshape(-1)
         present = torch.unique(ticket).tolist()
         if len(present) == 1:
-            return run(X, present[0])
+            return self.forward_ticket(X, present[0])
         out = None
         for k in present:
             index = torch.nonzero(ticket == k).flatten()
-            group_out = run(X[index], k)
+            group_out = self.forward_ticket(X[index], k)
             if out is None:
                 out = group_out.new_empty((len(X), *group_out.shape[1:]))
             out[index] = group_out

@@ -106,10 +106,10 @@ def test_cache_is_not_pickled_nor_copied():
     clf = small_rtl(n_clusters=2).fit(X, y)
     size = len(pickle.dumps(clf))
     proba = clf.predict_proba(X)
-    assert vars(clf.net_.module_)["_inference"].params is not None
+    assert vars(clf.net_.module_)["_inference"].value is not None
     assert abs(len(pickle.dumps(clf)) - size) < 64  # an empty cache, not the weights
     for other in (pickle.loads(pickle.dumps(clf)), copy.deepcopy(clf)):
-        assert vars(other.net_.module_)["_inference"].params is None
+        assert vars(other.net_.module_)["_inference"].value is None
         np.testing.assert_array_equal(other.predict_proba(X), proba)
 
 
