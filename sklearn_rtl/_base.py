@@ -25,6 +25,7 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
 from ._batches import dense_rows
+from ._choice import AUTO_CLUSTERS, CHOICE_FRACTION, TicketChoice, held_out_losses
 from ._collapse import detect_collapse
 from ._compact import compact_fitted_net
 from ._diagnostics import collapse_score
@@ -37,7 +38,7 @@ from ._progress import FitProgressBar
 from ._prunable import find_prunable, resolve_prunable, resolve_shared_layers
 from ._routing import make_router
 from ._selection import make_selection
-from ._stages import extract_tickets, retrain_jointly, rewind_point
+from ._stages import Stage, extract_tickets, retrain_jointly, rewind_point
 from ._stopping import HeldOutScore, StageStopping
 from ._training import TicketNet
 from ._units import unit_chain
@@ -142,7 +143,7 @@ class BaseRTL(BaseEstimator):
         hidden_layer_sizes=(128, 128),
         module=None,
         routing="kmeans",
-        n_clusters=4,
+        n_clusters="auto",
         sparsity=0.8,
         n_prune_rounds=2,
         sparsity_ceiling=0.99,
@@ -240,21 +241,83 @@ class BaseRTL(BaseEstimator):
     def _fit_router(self, d):
         """The fitted router and every training row's ticket (the partition of Alg. 1);
         with ``verbose``, a line when KMeans gave some cluster no ticket."""
+        train = d.train
+        n_clusters = self.n_clusters
+        if n_clusters == "auto":
+            n_clusters = min(AUTO_CLUSTERS, train.X.shape[0])
         router = make_router(
-            self.routing, self.n_clusters, d.plan.router_seed, self.unknown_group,
+            self.routing, n_clusters, d.plan.router_seed, self.unknown_group,
             self.min_cluster_size,
         )  # fmt: skip
-        train = d.train
         targets = d.plan.task.router_targets(train.y, train.y_train)
         ticket_ids = router.fit(train.X, targets, groups=train.groups, sample_weight=train.weight)
         if self.verbose and (note := router.merge_note()):
             print(note)
         return router, ticket_ids
 
+    def _choose_tickets(self, d: FitInputs, router, ticket_ids):
+        """``n_clusters="auto"``: the clusters' tickets against one shared ticket
+        (``_choice.py``), or None where there is nothing to choose (another ``n_clusters``
+        or routing, or one cluster left by the floor).
+
+        Holds out ``CHOICE_FRACTION`` of the training rows, trains the first round of
+        Alg. 1 for both candidates from the fit's ``theta0`` (its seed), and scores both on
+        the held-out rows. Where the shared ticket wins, every cluster routes to it.
+        Returns the :class:`~sklearn_rtl._choice.TicketChoice` and every row's ticket.
+        """
+        auto = self.n_clusters == "auto" and isinstance(self.routing, str)
+        if not (auto and self.routing == "kmeans" and router.n_tickets_ > 1):
+            return None, ticket_ids
+        train, plan, k = d.train, d.plan, router.n_tickets_
+        arrays = {**vars(train), "ticket": ticket_ids}
+        try:
+            fit_part, held = split_held_out(
+                arrays, train.y_train, None, CHOICE_FRACTION, plan.router_seed,
+                stratify=is_classifier(self),
+            )  # fmt: skip
+        except ValueError:  # too few rows to hold any out: nothing to measure with
+            return None, ticket_ids
+        fit_ticket, held_ticket = fit_part.pop("ticket"), held.pop("ticket")
+        fit_rows, held_rows = Rows(**fit_part), Rows(**held)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(plan.torch_seed)  # the fit's theta0
+            network = self._make_network(d, k + 1)
+            model = RoutedModel(router, network, plan.input_shape, self.device, plan.task)
+            trainer = TicketNet(
+                module=network,
+                criterion=torch.nn.Identity,
+                optimizer=self.optimizer,
+                lr=self.lr,
+                batch_size=self._batch_size(d),
+                train_split=None,
+                callbacks=[],
+                device=self.device,
+                verbose=0,
+                task=plan.task,
+                loader_rng=np.random.default_rng(plan.loader_seed),
+                input_shape=plan.input_shape,
+                **self._optimizer_kwargs(),
+            ).initialize()
+            stage = Stage("choose_tickets", tied=False, epochs=self._prune_epochs(),
+                          shared_ticket=k)  # fmt: skip
+            start = rewind_point(trainer, None, None)
+            trainer.fit_stage(stage, fit_rows.trainer_data(fit_ticket), fit_rows.y_train, start)
+            own, shared = held_out_losses(model, plan.task, held_rows, held_ticket, k)
+        choice = TicketChoice.from_losses(
+            router.ticket_labels_, held_ticket, own, shared, held_rows.weight
+        )
+        if self.verbose:
+            print(choice.report())
+        if choice.kept == "shared":
+            router.share_one_ticket()
+            ticket_ids = np.zeros_like(ticket_ids)
+        return choice, ticket_ids
+
     def _fit(self, X, y, groups, sample_weight):
         """The fit as a script; returns every fitted attribute."""
         d = self._prepare(X, y, groups, sample_weight)
         router, ticket_ids = self._fit_router(d)
+        choice, ticket_ids = self._choose_tickets(d, router, ticket_ids)
         train, plan = d.train, d.plan
         data = train.trainer_data(ticket_ids)
         with torch.random.fork_rng(devices=[]):
@@ -276,7 +339,7 @@ class BaseRTL(BaseEstimator):
                 start=start,
                 tickets=trainer.module_.tickets,
                 schedule=plan.selection.schedule(),
-                epochs=min(self.max_prune_epochs, self.max_epochs),
+                epochs=self._prune_epochs(),
                 scope=self.prune_scope,
                 score=score,
                 score_last=plan.selection.needs_held_out or self.validation_fraction is not None,
@@ -303,6 +366,7 @@ class BaseRTL(BaseEstimator):
             **({"auto_round_": chosen} if isinstance(self.sparsity, str) else {}),
             "router_": router,
             "n_tickets_": router.n_tickets_,
+            "ticket_choice_": None if choice is None else choice.as_dict(),
             "net_": trainer,
             "input_shape_": plan.input_shape,
             "_X_sample_shape": plan.sample_shape,
@@ -416,16 +480,27 @@ class BaseRTL(BaseEstimator):
         self._check_output_shape(network, probe, n_outputs, (X.shape[0], *input_shape))
         return network
 
+    def _prune_epochs(self):
+        """Epochs of every round of Alg. 1."""
+        return min(self.max_prune_epochs, self.max_epochs)
+
+    def _batch_size(self, d: FitInputs):
+        """Samples per ticket per step (``"auto"``: 200, or every row of a smaller set)."""
+        return min(200, len(d.train.y)) if self.batch_size == "auto" else self.batch_size
+
+    def _optimizer_kwargs(self):
+        """``optimizer_params`` as skorch takes them."""
+        return {f"optimizer__{k}": v for k, v in (self.optimizer_params or {}).items()}
+
     def _make_trainer(self, d: FitInputs, router, network, score):
         """The skorch trainer of both stages: batch size, stopping rule, held-out rows."""
-        optimizer_params = {f"optimizer__{k}": v for k, v in (self.optimizer_params or {}).items()}
         return TicketNet(
             module=network,
             criterion=torch.nn.Identity,  # the loss lives in TicketNet.get_loss
             optimizer=self.optimizer,
             lr=self.lr,
             max_epochs=self.max_epochs,
-            batch_size=min(200, len(d.train.y)) if self.batch_size == "auto" else self.batch_size,
+            batch_size=self._batch_size(d),
             train_split=self._held_out_split(d, router),
             callbacks=self._stage_callbacks(d, score),
             device=self.device,
@@ -433,7 +508,7 @@ class BaseRTL(BaseEstimator):
             task=d.plan.task,
             loader_rng=np.random.default_rng(d.plan.loader_seed),
             input_shape=d.plan.input_shape,
-            **optimizer_params,
+            **self._optimizer_kwargs(),
         ).initialize()
 
     @staticmethod

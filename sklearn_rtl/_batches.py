@@ -69,9 +69,15 @@ class TicketBatchLoader:
         Per-sample shape the network takes: ``X`` holds flat rows (dense or scipy
         sparse), densified and reshaped one batch at a time. ``None`` keeps rows as they
         are.
+    shared_ticket : int, default=None
+        A ticket that draws from every row, besides the rows' own tickets (the one shared
+        ticket that ``n_clusters="auto"`` compares the clusters' tickets with).
     """
 
-    def __init__(self, dataset, batch_size, task=None, rng=None, cycle=True, input_shape=None):
+    def __init__(
+        self, dataset, batch_size, task=None, rng=None, cycle=True, input_shape=None,
+        shared_ticket=None,
+    ):  # fmt: skip
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.task = task if task is not None else MulticlassTask()
@@ -82,11 +88,17 @@ class TicketBatchLoader:
         self.weight = dataset.X.get("weight")
         self.y = np.asarray(dataset.y)
         self.input_shape = input_shape
+        self.shared_ticket = shared_ticket
 
     def _plan(self):
         """Per ticket: ``(ticket, index array of shape (n_steps_k, samples per step))``."""
         tickets = np.unique(self.ticket)
         pools = [self.task.pools(k, self.ticket, self.y, self.batch_size) for k in tickets]
+        if self.shared_ticket is not None:
+            k = self.shared_ticket
+            every = np.full(len(self.ticket), k)
+            tickets = np.append(tickets, k)
+            pools.append(self.task.pools(k, every, self.y, self.batch_size))
         own_steps = [self.task.epoch_steps(parts, len(self.y), self.batch_size) for parts in pools]
         longest = max(own_steps)
         plan = []

@@ -85,12 +85,23 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
         - an estimator with ``fit``/``predict`` (a clusterer, or a classifier of some
           context such as the environment): cloned, fitted on ``(X, y)`` (``y`` only if its
           ``fit`` takes it) and used as the router; one ticket per distinct output.
-    n_clusters : int, default=4
+    n_clusters : int or "auto", default="auto"
         Number of KMeans clusters (``routing="kmeans"`` only), one ticket each. ``1`` is
         the single-ticket IMP baseline. A cluster of fewer than 0.2x the average cluster
         size (a few outliers) or of fewer than ``min_cluster_size`` samples gets no
         ticket: its samples join the nearest remaining centroid's ticket, so
         ``n_tickets_`` can be smaller than ``n_clusters``.
+
+        ``"auto"`` starts from 4 clusters (less the floor's) and keeps their tickets only
+        where they pay: it holds out 10% of the training rows, trains the first round of
+        ticket extraction both for the clusters' tickets and for one shared ticket on
+        every row (same ``theta0``, the same number of steps each), and keeps the
+        clusters' tickets only if their held-out loss is lower than the shared ticket's
+        by more than two standard errors. Otherwise every cluster routes to one shared
+        ticket (``n_tickets_ == 1``). The held-out rows then train the model like the
+        others. The evidence is ``ticket_choice_``; the fit is then exactly the fit with
+        ``n_clusters=4`` (or the clusters the floor left) or ``n_clusters=1``. An integer
+        keeps as many tickets as it says, less the floor's.
     min_cluster_size : int, default=200
         Smallest KMeans cluster (``routing="kmeans"`` only), in training samples, that gets
         a ticket of its own; where no cluster is that large, the largest one keeps the only
@@ -165,8 +176,9 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
     random_state : int, RandomState instance or None, default=None
         Seeds the initialization, the router and the batch order.
     verbose : int, default=0
-        ``1`` prints a line per epoch with its stage (pruning round or retraining);
-        ``2`` also shows one progress bar over all epochs of the fit (stderr).
+        ``1`` prints a line per epoch with its stage (pruning round or retraining), and
+        the evidence of ``n_clusters="auto"`` (see ``ticket_choice_``); ``2`` also shows
+        one progress bar over all epochs of the fit (stderr).
     prune_scope : {"layer", "global"}, default="layer"
         Magnitude ranking per layer (every layer keeps ``1 - sparsity`` of its weights) or
         across all prunable layers. The paper does not say; ``"layer"`` measured better on
@@ -250,7 +262,18 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
         Only when ``X`` has string column names.
     n_tickets_ : int
         Number of tickets ``K`` (under KMeans routing, ``n_clusters`` less any cluster too
-        small for a ticket of its own).
+        small for a ticket of its own; 1 where ``n_clusters="auto"`` kept one shared
+        ticket).
+    ticket_choice_ : dict or None
+        The evidence of ``n_clusters="auto"`` (None for an integer ``n_clusters``, another
+        routing, or where the floor left one cluster): ``"candidates"`` (tickets of each
+        candidate: ``{"clusters": K, "shared": 1}``), per cluster its KMeans label
+        (``"clusters"``), held-out rows (``"n_held_out"``) and mean held-out loss under
+        its own ticket (``"own_loss"``) and under the shared ticket (``"shared_loss"``);
+        the pooled loss of each candidate (``"loss"``), the clusters' ``"gain"``
+        (shared minus clusters) and its standard error (``"gain_se"``), and the candidate
+        kept (``"kept"``: ``"clusters"`` or ``"shared"``). The loss is the cross-entropy
+        (classifier) or the squared error of standardized targets (regressor).
     router_ : object
         The fitted router.
     masks_ : list of dict of str to ndarray of bool

@@ -27,7 +27,7 @@ BASE_CONSTRAINTS = {
     "hidden_layer_sizes": ["array-like", _positive_int()],
     "module": [None, torch.nn.Module, type],  # a class: a Module subclass (checked in fit)
     "routing": [StrOptions({"kmeans", "groups"}), ROUTER_CONSTRAINT],
-    "n_clusters": [_positive_int()],
+    "n_clusters": [_positive_int(), StrOptions({"auto"})],
     "sparsity": [Interval(Real, 0, 1, closed="left"), StrOptions({"auto"})],
     "n_prune_rounds": [_positive_int()],
     "sparsity_ceiling": [Interval(Real, 0, 1, closed="neither")],
@@ -115,7 +115,7 @@ def check_data_dependent(estimator, n_samples):
     _check_subclass(estimator, "optimizer", torch.optim.Optimizer)
     _check_device(estimator.device)
     if isinstance(estimator.routing, str) and estimator.routing == "kmeans":
-        if estimator.n_clusters > n_samples:
+        if estimator.n_clusters != "auto" and estimator.n_clusters > n_samples:
             raise ValueError(f"n_clusters={estimator.n_clusters} must be <= n_samples={n_samples}.")
     if estimator.module is not None:
         return None

@@ -38,9 +38,9 @@ shared_layers, tol, n_iter_no_change, early_stopping, min_cluster_size, prune_gr
     y_mean_, y_scale_ : ndarray of shape (`n_outputs_`,)
         Target standardization learned in ``fit`` (the network predicts standardized
         targets; ``predict`` undoes it).
-    n_features_in_, n_tickets_, router_, masks_, ticket_sparsity_, sparsity_, n_params_, \
-n_params_dense_, similarity_, layer_similarity_, layer_sparsity_, collapse_score_, \
-collapse_curve_, collapse_detected_, collapse_sparsity_, input_shape_, net_
+    n_features_in_, n_tickets_, ticket_choice_, router_, masks_, ticket_sparsity_, \
+sparsity_, n_params_, n_params_dense_, similarity_, layer_similarity_, layer_sparsity_, \
+collapse_score_, collapse_curve_, collapse_detected_, collapse_sparsity_, input_shape_, net_
         As for :class:`~sklearn_rtl.RTLClassifier`.
 
     Examples

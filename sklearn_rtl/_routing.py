@@ -385,6 +385,8 @@ class KMeansRouter(EstimatorRouter):
         The clusters that kept a ticket, in ticket order.
     cluster_sizes_ : ndarray
         Training rows of every cluster.
+    shared_ : bool
+        Set by :meth:`share_one_ticket`: every cluster routes to the one ticket.
     """
 
     def __init__(
@@ -417,6 +419,16 @@ class KMeansRouter(EstimatorRouter):
         self._drop_training_labels()
         return tickets
 
+    def share_one_ticket(self):
+        """Route every cluster to one shared ticket: ``n_clusters="auto"`` found on held-out
+        rows that the clusters' own tickets do not pay (``_choice.py``). The router keeps its
+        clusters (``cluster_sizes_``) and has one ticket, as if the largest cluster alone
+        had cleared the floor; every training row's ticket is then 0."""
+        largest = self.ticket_labels_[np.argmax(self.cluster_sizes_[self.ticket_labels_])]
+        self.ticket_labels_ = np.array([largest])
+        self.n_tickets_ = 1
+        self.shared_ = True
+
     def _smallest(self, n_rows, n_clusters):
         """The fewest rows a cluster needs for a ticket of its own."""
         return max(self.min_fraction * n_rows / n_clusters, self.min_size)
@@ -424,6 +436,11 @@ class KMeansRouter(EstimatorRouter):
     def merge_note(self):
         """A line saying which clusters got no ticket, or None if every cluster has one."""
         sizes = self.cluster_sizes_
+        if getattr(self, "shared_", False):
+            return (
+                f"KMeans routing: {len(sizes)} clusters of {sorted(sizes.tolist())} training "
+                "rows share one ticket (n_clusters='auto': see ticket_choice_)."
+            )
         if self.n_tickets_ == len(sizes):
             return None
         smallest = int(np.ceil(self._smallest(sizes.sum(), len(sizes))))

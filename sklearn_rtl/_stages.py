@@ -26,11 +26,14 @@ __all__ = ["Stage", "extract_tickets", "retrain_jointly", "rewind_point"]
 @dataclass(frozen=True)
 class Stage:
     """One training of the fit: its name in the history, whether the tickets' weight
-    copies are tied into one shared ``theta``, and its number of epochs."""
+    copies are tied into one shared ``theta``, its number of epochs and, for the comparison
+    of ``n_clusters="auto"`` (``_choice.py``), the ticket that draws from every row (the
+    shared candidate, trained beside the clusters' own tickets)."""
 
     name: str
     tied: bool
     epochs: int
+    shared_ticket: int | None = None
 
 
 def _first_copy(network):

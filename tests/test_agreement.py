@@ -34,14 +34,16 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 import sklearn_rtl
+from conftest import ticket_data
 from sklearn_rtl import RTLClassifier, RTLRegressor, export_onnx
 
 torch.set_num_threads(1)
 
 TOL = 1e-5
-FAST = dict(
-    hidden_layer_sizes=(16,), n_prune_rounds=1, max_epochs=2, batch_size=128, random_state=0
-)
+FAST = dict(  # n_clusters=4: "auto" (the default) has its own cases, _kmeans_auto
+    hidden_layer_sizes=(16,), n_prune_rounds=1, max_epochs=2, batch_size=128, random_state=0,
+    n_clusters=4,
+)  # fmt: skip
 N_FEATURES = 10
 GROUP_VALUES = np.array([10, 20, 30, 40])  # not 0..3: values and codes must not coincide
 UNSEEN_GROUP = 99
@@ -115,7 +117,7 @@ def _sparse_or_dense(X, sparse):
 
 
 def _kmeans_default(sparse, **params):
-    """Default ``n_clusters=4`` and ``min_cluster_size=200``: 2 of 4 clusters kept."""
+    """``n_clusters=4`` and the default ``min_cluster_size=200``: 2 of 4 clusters kept."""
     d = _data()
     est = RTLClassifier(**FAST, **params).fit(_sparse_or_dense(d["X"], sparse), d["y"])
     assert 1 < est.n_tickets_ < est.n_clusters, est.n_tickets_
@@ -199,10 +201,27 @@ def _cnn(**params):
     return Case(est, images[1200:1400])
 
 
+def _kmeans_auto(sparse, pays, estimator=RTLClassifier):
+    """The default ``n_clusters="auto"``, both ways: the clusters' own tickets kept, or one
+    shared ticket for every cluster (its router keeps the clusters)."""
+    X, y, target = ticket_data(pays)
+    est = estimator(n_prune_rounds=1, max_epochs=10, random_state=0)
+    est.fit(_sparse_or_dense(X, sparse), y if estimator is RTLClassifier else target)
+    kept = est.ticket_choice_["kept"]
+    assert (kept, est.n_tickets_) == (("clusters", 4) if pays else ("shared", 1))
+    X_new = ticket_data(pays, n=50, seed=1)[0]
+    return Case(est, _sparse_or_dense(X_new, sparse))
+
+
 KMEANS_3 = KMeans(3, n_init=1, random_state=0)
 CASES = {
     "kmeans_default_floor": lambda: _kmeans_default(False),
     "kmeans_default_floor_sparse": lambda: _kmeans_default(True),
+    "kmeans_auto_kept": lambda: _kmeans_auto(False, pays=True),
+    "kmeans_auto_kept_sparse": lambda: _kmeans_auto(True, pays=True),
+    "kmeans_auto_shared": lambda: _kmeans_auto(False, pays=False),
+    "kmeans_auto_shared_sparse": lambda: _kmeans_auto(True, pays=False),
+    "regressor_auto_shared": lambda: _kmeans_auto(False, pays=False, estimator=RTLRegressor),
     "kmeans_no_floor": lambda: _kmeans_no_floor(False),
     "kmeans_no_floor_sparse": lambda: _kmeans_no_floor(True),
     "label": lambda: _label(False),
@@ -259,9 +278,9 @@ def test_to_torch_agrees(name):
 # twins, string groups, estimator-KMeans and independent cases build one of these graphs
 # with other buffer values or group codes, which to_torch checks.
 ONNX_CASES = [
-    "kmeans_default_floor", "label", "groups_int_nearest", "groups_object_int_nearest",
-    "groups_int_error", "regressor_multi_output", "cnn", "neuron_kmeans_default_floor",
-    "neuron_cnn",
+    "kmeans_default_floor", "kmeans_auto_shared", "label", "groups_int_nearest",
+    "groups_object_int_nearest", "groups_int_error", "regressor_multi_output", "cnn",
+    "neuron_kmeans_default_floor", "neuron_cnn",
 ]  # fmt: skip
 
 

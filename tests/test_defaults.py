@@ -1,10 +1,14 @@
 """Every public feature at full default parameters.
 
 The other test files build on ``conftest.small_rtl`` (a tiny network, one pruning round,
-and ``min_cluster_size=0``): here ``RTLClassifier()`` and ``RTLRegressor()`` are fitted
-once each exactly as a user constructs them, on 1,200 rows in four clear clusters, so
-that the default KMeans floor keeps several tickets, and every public feature runs on
-them.
+``min_cluster_size=0`` and ``n_clusters=4``): here ``RTLClassifier()`` and ``RTLRegressor()``
+are fitted once each exactly as a user constructs them, on 1,200 rows in four clear
+clusters (each clears the default KMeans floor), and every public feature runs on them.
+
+The default ``n_clusters="auto"`` takes both of its paths here: the classes follow a
+different rule in every cluster, so the classifier keeps the 4 clusters' tickets; the
+regression target follows one noisy rule everywhere, so the regressor routes every cluster
+to one shared ticket (``test_ticket_choice.py`` tests the choice itself).
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import make_blobs
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import ShuffleSplit
 
 import sklearn_rtl
+from conftest import ticket_data
 from sklearn_rtl import RTLClassifier, RTLRegressor
 
 torch.set_num_threads(1)
@@ -28,25 +32,24 @@ TOL = 1e-5
 
 @pytest.fixture(scope="module")
 def data():
-    """Four blobs of 300 rows (each clears the default min_cluster_size=200); the class
-    and the target do not follow the blobs."""
-    X, blob = make_blobs(n_samples=[300] * 4, centers=8.0 * np.eye(4, 6), random_state=0)
-    noise = np.random.default_rng(0).normal(scale=0.3, size=len(X))
-    y = (X[:, 4] + noise > 0).astype(int) + (X[:, 5] > 0)
-    target = X[:, 4] + X[:, 5]
+    """Four blobs of 300 rows (each clears the default min_cluster_size=200): the class
+    follows another direction in every blob (the clusters' tickets pay), the target one
+    noisy rule in all of them (one shared ticket does as well)."""
+    X, y, _ = ticket_data(pays=True)
+    _, _, target = ticket_data(pays=False)
     return X, y, target
 
 
 @pytest.fixture(scope="module")
 def classifier(data):
     X, y, _ = data
-    return RTLClassifier().fit(X, y)
+    return RTLClassifier(random_state=0).fit(X, y)
 
 
 @pytest.fixture(scope="module")
 def regressor(data):
     X, _, target = data
-    return RTLRegressor().fit(X, target)
+    return RTLRegressor(random_state=0).fit(X, target)
 
 
 @pytest.fixture(params=["classifier", "regressor"])
@@ -61,16 +64,33 @@ def _predictions(est, X):
 
 
 def test_defaults_are_defaults(classifier, regressor):
-    assert classifier.get_params() == RTLClassifier().get_params()
-    assert regressor.get_params() == RTLRegressor().get_params()
+    """Every parameter at its default but the seed (the choice of ``n_clusters="auto"`` is
+    asserted below, so the fit must not depend on the run)."""
+    assert classifier.get_params() == RTLClassifier(random_state=0).get_params()
+    assert regressor.get_params() == RTLRegressor(random_state=0).get_params()
 
 
 def test_default_floor_keeps_every_cluster(fitted, data):
+    assert fitted.n_clusters == "auto"
+    np.testing.assert_array_equal(np.sort(fitted.router_.cluster_sizes_) >= 200, True)
+    assert fitted.ticket_choice_["candidates"] == {"clusters": 4, "shared": 1}
+
+
+def test_classifier_keeps_the_clusters_tickets(classifier, data):
     X = data[0]
-    assert fitted.n_tickets_ == fitted.n_clusters == 4
-    tickets = fitted.route(X)
+    assert classifier.ticket_choice_["kept"] == "clusters"
+    assert classifier.ticket_choice_["gain"] > 2 * classifier.ticket_choice_["gain_se"]
+    assert classifier.n_tickets_ == 4
+    tickets = classifier.route(X)
     assert tickets.dtype.kind == "i"
     np.testing.assert_array_equal(np.unique(tickets), np.arange(4))
+
+
+def test_regressor_shares_one_ticket(regressor, data):
+    X = data[0]
+    assert regressor.ticket_choice_["kept"] == "shared"
+    assert regressor.n_tickets_ == 1 and regressor.router_.shared_
+    np.testing.assert_array_equal(regressor.route(X), 0)
 
 
 def test_classifier_predicts_and_scores(classifier, data):
@@ -90,7 +110,7 @@ def test_regressor_predicts_and_scores(regressor, data):
     prediction = regressor.predict(X)
     assert prediction.shape == (len(X),)
     assert regressor.score(X, target) == pytest.approx(r2_score(target, prediction))
-    assert regressor.score(X, target) > 0.9
+    assert regressor.score(X, target) > 0.5  # noise as large as the signal: R^2 <= 0.56
 
 
 def test_ticket_modules_give_the_routed_outputs(fitted, data):
@@ -154,6 +174,7 @@ def test_onnx_export_agrees(fitted, data, tmp_path):
 
 
 def test_plots_of_the_default_classifier(classifier):
+    assert classifier.n_tickets_ == 4
     pytest.importorskip("matplotlib")
     import matplotlib
 
