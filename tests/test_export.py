@@ -42,7 +42,7 @@ def _merged_blobs():
 
 def _kmeans_default_floor():
     X, y, blob = _merged_blobs()
-    est = RTLClassifier(**SMALL).fit(X, y)  # n_clusters=4, min_cluster_size=200
+    est = RTLClassifier(**SMALL, n_clusters=4).fit(X, y)  # the default min_cluster_size=200
     assert 1 < est.n_tickets_ < est.n_clusters
     assert len(set(est.route(X[blob >= 2]))) == est.n_tickets_  # merged rows: both tickets
     return est, X, None
