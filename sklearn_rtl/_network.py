@@ -228,6 +228,37 @@ class TicketNetwork(nn.Module):
             stacked = value.unsqueeze(0).expand(n_copies, *value.shape).clone()
             self.weights[_key(name)] = nn.Parameter(stacked.to(self.weights[_key(name)].device))
 
+    #: whether every copy's pruned weights are zero in place (during a training stage
+    #: where each copy has its own mask: :meth:`premask`); False on networks pickled before
+    premasked_ = False
+
+    @torch.no_grad()
+    def premask(self) -> None:
+        """Zero every copy's pruned weights in place, so that the training forward needs
+        no mask product (nor its backward). Only where every copy has its own mask: an
+        untied stage (Alg. 1, the independent baseline) or a single ticket; a shared
+        ``theta`` under several masks keeps its values. :meth:`masked_update` keeps the
+        zeros (a pruned weight never moves) and :meth:`unmask` puts the values back."""
+        if self.n_copies != self.n_tickets:
+            return
+        for name in self.prunable:
+            key = _key(name)
+            self.weights[key].masked_fill_(~getattr(self.masks, key), 0.0)
+        self.premasked_ = True
+
+    @torch.no_grad()
+    def unmask(self, start: dict[str, torch.Tensor]) -> None:
+        """Undo :meth:`premask`: every pruned weight back to its value in ``start`` (the
+        stage's start point, where it stood all stage long)."""
+        if not self.premasked_:
+            return
+        for name in self.prunable:
+            key = _key(name)
+            weight, mask = self.weights[key], getattr(self.masks, key)
+            value = start[name].reshape(weight.shape[1:]).to(weight.device)
+            weight.copy_(torch.where(mask, weight, value.expand_as(weight)))
+        self.premasked_ = False
+
     def ticket_parameters(self, ticket: int) -> dict[str, torch.Tensor]:
         """The parameters of ticket ``ticket``: its weight copy, masked where prunable."""
         copy = ticket if self.n_copies > 1 else 0
@@ -249,7 +280,7 @@ class TicketNetwork(nn.Module):
         params = {}
         for name in self.param_names:
             weight = self.weights[_key(name)]
-            if name in self.prunable:
+            if name in self.prunable and not self.premasked_:
                 weight = weight * getattr(self.masks, _key(name))
             params[name] = weight
         return params
@@ -339,7 +370,8 @@ class TicketNetwork(nn.Module):
     def _ticket_pass(self, X, params, ticket, sparse=None):
         """Ticket ``ticket``'s pass over its rows ``X``; ``params`` are stacked (leading
         ticket or copy axis). Layers that run sparse do so in blocks of rows."""
-        own = {n: p[ticket if p.shape[0] > 1 else 0] for n, p in params.items()}
+        # one copy: a view (its backward reshapes the gradient; an index fills zeros first)
+        own = {n: p[ticket] if p.shape[0] > 1 else p.view(p.shape[1:]) for n, p in params.items()}
         layers = sparse[ticket] if sparse is not None else None
         if not layers or len(X) < _CSR_MIN_ROWS:
             return self._plan_2d(X, own)

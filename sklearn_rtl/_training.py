@@ -91,6 +91,8 @@ class StageRun:
         if self.tickets is not None:
             network.set_masks(self.tickets)
         network.set_weights(self.start, n_copies=network.n_tickets)
+        if network.n_tickets == 1 or not self.stage.tied:
+            network.premask()  # every copy its own mask: no mask product per step
 
     def ended(self) -> bool:
         """Whether a callback ended the stage (``StageStopping`` sets ``stage_ended_``)."""
@@ -177,6 +179,7 @@ class TicketNet(NeuralNet):
             self._train_stage(X, y)
             self._check_finite(X)
         finally:
+            self.module_.unmask(start)
             self.run_ = None
             self.history = History([*fit_history, *run.history])
         return self

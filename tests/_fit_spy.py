@@ -5,7 +5,8 @@
 * ``rewind_point``: ``theta0`` (the real initialization, read from the network when the
   rewind point is asked for) and the rewind point it returns;
 * ``TicketNet.on_train_begin``: every copy of every weight at the start of every stage
-  (after the stage's rewind), with the stage's name;
+  (after the stage's rewind), with the stage's name and, where the stage trains with its
+  pruned weights zeroed in place (``TicketNetwork.premask``), its masks;
 * ``extract_tickets``: the masks of every pruning round;
 * ``compact_fitted_net``: the trained weights before compaction zeroes the unused ones.
 
@@ -58,7 +59,9 @@ class FitSpy:
         def spy_train_begin(self, net, *args, **kwargs):
             stage = getattr(net, "stage_", None)
             name = None if stage is None else stage.name
-            spy.stage_starts.append((name, _clone(net.module_.get_weights())))
+            network = net.module_
+            masks = _clone(network.get_masks()) if network.premasked_ else None
+            spy.stage_starts.append((name, _clone(network.get_weights()), masks))
             return train_begin(self, net, *args, **kwargs)
 
         monkeypatch.setattr(base, "rewind_point", spy_rewind)

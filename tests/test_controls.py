@@ -35,7 +35,7 @@ def _fit(estimator, X, y, monkeypatch):
     with monkeypatch.context() as patch:
         spy = FitSpy(patch)
         estimator.fit(X, y)
-    starts = [weights for stage, weights in spy.stage_starts if stage == "retrain"]
+    starts = [weights for stage, weights, _ in spy.stage_starts if stage == "retrain"]
     return estimator, spy, {name: w[0] for name, w in starts[0].items()}
 
 

@@ -58,7 +58,7 @@ def test_every_stage_starts_from_the_rewind_point(blobs, monkeypatch, rewind_epo
     small_rtl(
         n_clusters=3, sparsity=0.6, rewind_epoch=rewind_epoch, share_weights=share_weights, **TINY
     ).fit(X, y)
-    names = [name for name, _ in spy.stage_starts]
+    names = [name for name, *_ in spy.stage_starts]
     expected = ["prune_round_1", "prune_round_2", "retrain"]
     assert names == (["rewind"] if rewind_epoch else []) + expected
     if rewind_epoch:
@@ -66,12 +66,18 @@ def test_every_stage_starts_from_the_rewind_point(blobs, monkeypatch, rewind_epo
         assert any(not torch.equal(spy.rewind[n], spy.theta0[n]) for n in spy.theta0)
     else:
         assert all(_bitwise_equal(spy.rewind[n], spy.theta0[n]) for n in spy.theta0)
-    for stage, weights in spy.stage_starts:
+    for stage, weights, masks in spy.stage_starts:
         point = spy.theta0 if stage == "rewind" else spy.rewind
+        # untied stages train with every copy's pruned weights zeroed in place (premask)
+        untied = stage.startswith("prune_round") or (stage == "retrain" and not share_weights)
+        assert (masks is not None) == untied, stage
         for name, copies in weights.items():
             assert len(copies) == 3  # one copy per ticket, every one rewound
-            for copy in copies:
-                assert _bitwise_equal(copy, point[name]), (stage, name)
+            for k, copy in enumerate(copies):
+                expected = point[name]
+                if masks is not None and name in masks:
+                    expected = torch.where(masks[name][k], expected, 0.0)
+                assert _bitwise_equal(copy, expected), (stage, name)
 
 
 def test_label_predict_proba_is_the_normalised_sigmoids(blobs):
