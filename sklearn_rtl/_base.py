@@ -296,7 +296,7 @@ class BaseRTL(BaseEstimator):
                 task=plan.task,
                 loader_rng=np.random.default_rng(plan.loader_seed),
                 input_shape=plan.input_shape,
-                **self._optimizer_kwargs(),
+                **self._skorch_kwargs(),
             ).initialize()
             stage = Stage("choose_tickets", tied=False, epochs=self._prune_epochs(),
                           shared_ticket=k)  # fmt: skip
@@ -488,9 +488,12 @@ class BaseRTL(BaseEstimator):
         """Samples per ticket per step (``"auto"``: 200, or every row of a smaller set)."""
         return min(200, len(d.train.y)) if self.batch_size == "auto" else self.batch_size
 
-    def _optimizer_kwargs(self):
-        """``optimizer_params`` as skorch takes them."""
-        return {f"optimizer__{k}": v for k, v in (self.optimizer_params or {}).items()}
+    def _skorch_kwargs(self):
+        """The trainer's skorch settings: ``optimizer_params`` as skorch takes them and,
+        without ``verbose``, skorch's ``PrintLog`` off (it formats a table and flushes
+        stdout every epoch, printing or not: 15 % of a fit on a table of one batch)."""
+        kwargs = {f"optimizer__{k}": v for k, v in (self.optimizer_params or {}).items()}
+        return kwargs if self.verbose else {**kwargs, "callbacks__print_log": None}
 
     def _make_trainer(self, d: FitInputs, router, network, score):
         """The skorch trainer of both stages: batch size, stopping rule, held-out rows."""
@@ -508,7 +511,7 @@ class BaseRTL(BaseEstimator):
             task=d.plan.task,
             loader_rng=np.random.default_rng(d.plan.loader_seed),
             input_shape=d.plan.input_shape,
-            **self._optimizer_kwargs(),
+            **self._skorch_kwargs(),
         ).initialize()
 
     @staticmethod
