@@ -72,11 +72,16 @@ class TicketBatchLoader:
     shared_ticket : int, default=None
         A ticket that draws from every row, besides the rows' own tickets (the one shared
         ticket that ``n_clusters="auto"`` compares the clusters' tickets with).
+    device : str or torch.device, default=None
+        Where the network trains. On an accelerator, dense ``X``, ``y`` and the sample
+        weights are copied there once, and every batch is gathered there: only the row
+        indices cross per step. ``None`` or the CPU: batches are numpy arrays, as skorch's
+        own loaders give.
     """
 
     def __init__(
         self, dataset, batch_size, task=None, rng=None, cycle=True, input_shape=None,
-        shared_ticket=None,
+        shared_ticket=None, device=None,
     ):  # fmt: skip
         self.dataset = dataset
         self.batch_size = int(batch_size)
@@ -89,6 +94,14 @@ class TicketBatchLoader:
         self.y = np.asarray(dataset.y)
         self.input_shape = input_shape
         self.shared_ticket = shared_ticket
+        self.device = None
+        if device is not None and torch.device(device).type != "cpu" and not sp.issparse(self.X):
+            self.device = torch.device(device)
+            rows = dense_rows(self.X, slice(None), input_shape)
+            self.X = torch.as_tensor(rows, device=self.device)
+            self.y = torch.as_tensor(self.y, device=self.device)
+            if self.weight is not None:
+                self.weight = torch.as_tensor(np.asarray(self.weight), device=self.device)
 
     def _plan(self):
         """Per ticket: ``(ticket, index array of shape (n_steps_k, samples per step))``."""
@@ -120,10 +133,12 @@ class TicketBatchLoader:
             # A sample's ticket is the ticket whose batch it fills (under "ovr" the
             # negatives of ticket k come from other classes but still train detector k).
             ticket = np.concatenate([np.full(len(rows), k, dtype=np.int64) for k, rows in active])
-            batch = {
-                "X": dense_rows(self.X, index, self.input_shape),
-                "ticket": torch.as_tensor(ticket),
-            }
+            if self.device is None:
+                rows = dense_rows(self.X, index, self.input_shape)
+            else:  # gathered on the device; the tickets stay on the CPU (no sync per step)
+                index = torch.as_tensor(index).to(self.device, non_blocking=True)
+                rows = self.X[index]
+            batch = {"X": rows, "ticket": torch.as_tensor(ticket)}
             if self.weight is not None:
                 batch["weight"] = torch.as_tensor(self.weight[index])
             yield batch, self.y[index]

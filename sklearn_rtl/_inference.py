@@ -119,5 +119,5 @@ class RoutedModel:
         if not block.flags.writeable:
             block = block.copy()
         xb = torch.as_tensor(block, device=self.device)
-        tb = None if tickets is None else torch.as_tensor(tickets[rows], device=self.device)
+        tb = None if tickets is None else torch.as_tensor(tickets[rows])  # grouped on the CPU
         return self.network(xb, tb, cached=self.cached, compact=self.compact).double().cpu()

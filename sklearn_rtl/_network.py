@@ -455,7 +455,9 @@ class TicketNetwork(nn.Module):
             return self._plan_batched(X, params, shared_input=True).transpose(0, 1).contiguous()
         if self.n_tickets == 1:  # every row through the one ticket: no grouping
             return self._ticket_pass(X, params, 0, sparse)
-        ticket = ticket.reshape(-1).to(device=X.device, dtype=torch.long)
+        # the tickets stay where they are (the CPU in training): grouping them needs no
+        # device sync
+        ticket = ticket.reshape(-1).to(dtype=torch.long)
         if len(ticket) == 1 and 0 <= (k := int(ticket[0])) < self.n_tickets:
             return self._ticket_pass(X, params, k, sparse)  # one row: no grouping
         present, sizes = self._present(ticket)
@@ -489,10 +491,11 @@ class TicketNetwork(nn.Module):
 
     @staticmethod
     def _sorted(X, ticket):
-        """``(order, X sorted by ticket)``; order None where the rows already are."""
+        """``(order, X sorted by ticket)``; order (on ``X``'s device) None where the rows
+        already are."""
         if bool((ticket[1:] >= ticket[:-1]).all()):
             return None, X
-        order = torch.argsort(ticket, stable=True)
+        order = torch.argsort(ticket, stable=True).to(X.device)
         return order, X.index_select(0, order)
 
     def compact_tickets(self) -> list[nn.Module] | None:
@@ -515,7 +518,7 @@ class TicketNetwork(nn.Module):
         where ``ticket`` is None): the rows sorted by ticket, one gather and one scatter."""
         if ticket is None:
             return torch.stack([module(X) for module in modules], 1)
-        ticket = ticket.reshape(-1).to(device=X.device, dtype=torch.long)
+        ticket = ticket.reshape(-1).to(dtype=torch.long)
         present, sizes = self._present(ticket)
         if len(present) == 1:
             return modules[present[0]](X)
@@ -534,7 +537,7 @@ class TicketNetwork(nn.Module):
             return self.forward_ticket(X, present[0])
         out = None
         for k in present:
-            index = torch.nonzero(ticket == k).flatten()
+            index = torch.nonzero(ticket == k).flatten().to(X.device)
             group_out = self.forward_ticket(X[index], k)
             if out is None:
                 out = group_out.new_empty((len(X), *group_out.shape[1:]))

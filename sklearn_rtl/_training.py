@@ -311,6 +311,7 @@ class TicketNet(NeuralNet):
             cycle=self.run_.stage.tied or self.run_.stage.shared_ticket is not None,
             input_shape=self.input_shape,
             shared_ticket=self.run_.stage.shared_ticket,
+            device=self.device,
         )
 
     def infer(self, x, **fit_params):
@@ -320,7 +321,7 @@ class TicketNet(NeuralNet):
         if not isinstance(x, dict):
             return super().infer(x, **fit_params)
         X = to_tensor(x["X"], device=self.device)
-        ticket = to_tensor(x["ticket"], device=self.device)
+        ticket = to_tensor(x["ticket"], device="cpu")  # the network groups rows on the CPU
         return self.module_(X, None if bool((ticket < 0).all()) else ticket)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):

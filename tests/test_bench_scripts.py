@@ -24,10 +24,15 @@ def _load(relative, name):
 def test_bench_gpu_runs_on_cpu_with_the_device_flag(tmp_path, monkeypatch):
     bench = _load("benchmarks/bench_gpu.py", "bench_gpu")
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
-    lines = bench.main(["--device", "cpu", "--quick"])
-    rows = [line for line in lines if line.startswith("| MLP") or line.startswith("| CNN")]
-    assert [row.split("|")[2].strip() for row in rows] == ["cpu", "cpu"]
-    assert (tmp_path / "gpu_quick.md").read_text().count("| cpu |") == 2
+    lines = bench.main(["--device", "cpu", "--quick", "--batch-sizes", "64,256"])
+    rows = [line.split("|") for line in lines if line.startswith(("| MLP", "| CNN"))]
+    assert [(row[1].strip(), row[2].strip(), row[3].strip()) for row in rows] == [
+        ("MLP", "64", "cpu"),
+        ("MLP", "256", "cpu"),
+        ("CNN", "64", "cpu"),
+        ("CNN", "256", "cpu"),
+    ]
+    assert (tmp_path / "gpu_quick.md").read_text().count("| cpu |") == 4
 
 
 def test_heterogeneous_benchmark_rows_and_verdicts(tmp_path, monkeypatch):
