@@ -31,7 +31,7 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, PrintLog
 from skorch.history import History
-from skorch.utils import to_tensor
+from skorch.utils import TeeGenerator, to_tensor
 
 from ._batches import HeldOutBatches, TicketBatchLoader
 from ._tasks import MulticlassTask
@@ -39,6 +39,13 @@ from ._tasks import MulticlassTask
 __all__ = ["StageRun", "TicketBatchLoader", "TicketNet", "spans_fit"]  # loader: _batches.py
 
 _FUSED_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.Adagrad)
+_BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
+# skorch's per-batch methods that do nothing (the net's on_batch_begin opens the history's
+# batch record: not one of them)
+_NO_OP_HOOKS = {
+    NeuralNet.on_batch_end, NeuralNet.on_grad_computed,
+    *(getattr(Callback, name) for name in _BATCH_HOOKS),
+}  # fmt: skip
 
 
 def spans_fit(callback) -> bool:
@@ -75,6 +82,8 @@ class StageRun:
     saved : list
         Every checkpoint target (path or file object) written during the stage: a
         ``Checkpoint`` restores only from these (:meth:`TicketNet.load_params`).
+    hooks : dict
+        Per-batch notification name to the methods it calls (:meth:`TicketNet.notify`).
     """
 
     stage: object
@@ -85,6 +94,7 @@ class StageRun:
     ticket_views: list = field(default_factory=list)
     present: torch.Tensor | None = None
     saved: list = field(default_factory=list)
+    hooks: dict = field(default_factory=dict)
 
     def set_up(self, network):
         """Load the stage's masks and rewind every ticket's copy to ``start``."""
@@ -216,6 +226,63 @@ class TicketNet(NeuralNet):
         finally:
             self.notify("on_train_end", X=X, y=y)
 
+    def notify(self, method_name, **cb_kwargs):
+        """skorch's ``notify``; inside a stage, a per-batch notification calls only the
+        methods that do something (:meth:`_batch_hooks`)."""
+        if self.run_ is None or method_name not in _BATCH_HOOKS:
+            return super().notify(method_name, **cb_kwargs)
+        for hook in self._batch_hooks(method_name):
+            hook(self, **cb_kwargs)
+        return None
+
+    def _batch_hooks(self, method_name):
+        """The net's and the stage's callbacks' ``method_name`` methods, less skorch's
+        no-ops (up to three calls per callback per step), listed once per stage."""
+        hooks = self.run_.hooks.get(method_name)
+        if hooks is None:
+            owners = [self, *(cb for _, cb in self.callbacks_)]
+            hooks = self.run_.hooks[method_name] = [
+                getattr(owner, method_name)
+                for owner in owners
+                if method_name in vars(owner)
+                or getattr(type(owner), method_name) not in _NO_OP_HOOKS
+            ]
+        return hooks
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """skorch's epoch loop; in training, a batch's size (for the history) is its number
+        of targets, not a recursive walk of the input dict."""
+        if not training or iterator is None:
+            return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        batch_count = 0
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            self.history.record_batch(prefix + "_loss", step["loss"].item())
+            self.history.record_batch(prefix + "_batch_size", len(batch[1]))
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+            batch_count += 1
+        self.history.record(prefix + "_batch_count", batch_count)
+        return None
+
+    def _optimizer_step(self, batch, **fit_params):
+        """skorch's ``train_step``: zero the gradients, forward and backward,
+        ``on_grad_computed``, step. The optimizers that evaluate a closure once (Adam,
+        AdamW, SGD, Adagrad) step without one; the others get skorch's closure."""
+        if type(self.optimizer_) not in _FUSED_OPTIMIZERS:
+            return super().train_step(batch, **fit_params)
+        self._zero_grad_optimizer()
+        step = self.train_step_single(batch, **fit_params)
+        if self._batch_hooks("on_grad_computed"):
+            self.notify(
+                "on_grad_computed",
+                named_parameters=TeeGenerator(self.get_all_learnable_params()),
+                batch=batch,
+                training=True,
+            )
+        self.optimizer_.step()
+        return step
+
     def _run_epoch(self, iterator_train, iterator_valid, datasets) -> bool:
         """One epoch; whether the stage should end."""
         self.notify("on_epoch_begin", **datasets)
@@ -338,6 +405,8 @@ class TicketNet(NeuralNet):
             ticket = to_tensor(X["ticket"], device=y_pred.device).reshape(-1)
         per_sample = self.task.per_sample_loss(y_pred, y_true, ticket)
         n_tickets = self.module_.n_tickets
+        if n_tickets == 1 and weight is None:
+            return per_sample.mean()
         mass = torch.ones_like(per_sample)
         if weight is not None:
             mass = to_tensor(weight, device=y_pred.device).to(per_sample.dtype)
@@ -436,18 +505,25 @@ class TicketNet(NeuralNet):
             if len(present) == n_tickets:
                 present = None
         run = self.run_
-        tied = run.stage.tied
+        network = self.module_
+        # one ticket: tied and untied are the same update (no copies to tie)
+        tied = run.stage.tied and n_tickets > 1
         run.present = None
         if run.ticket_views and present is not None:
             run.present = torch.zeros(n_tickets, dtype=torch.bool)
             run.present[present] = True
             # Absent tickets get no gradient, so the optimizer leaves them untouched.
             present = None
+        if network.premasked_ and not tied and present is None:
+            # every pruned weight stood at 0 before the step: no snapshot to restore from
+            step = self._optimizer_step(batch, **fit_params)
+            network.zero_pruned()
+            return step
         # An untied update with every ticket present only needs the masked weights' old
         # values; absent tickets' copies are restored whole.
-        before = self.module_.snapshot(prunable_only=not tied and present is None)
-        step = super().train_step(batch, **fit_params)
-        self.module_.masked_update(before, tied=tied, present=present)
+        before = network.snapshot(prunable_only=not tied and present is None)
+        step = self._optimizer_step(batch, **fit_params)
+        network.masked_update(before, tied=tied, present=present)
         return step
 
     def __getstate__(self):
