@@ -89,6 +89,10 @@ class TicketBatchLoader:
         self.cycle = bool(cycle)
         self.rng = rng if rng is not None else np.random.default_rng()
         self.X = dataset.X["X"]
+        if isinstance(self.X, np.ndarray) and not self.X.flags.c_contiguous:
+            # a batch gathers rows: from a column-major X (a DataFrame's values) each row
+            # is strided, and a step's gather cost 10x a contiguous one
+            self.X = np.ascontiguousarray(self.X)
         self.ticket = np.asarray(dataset.X["ticket"])
         self.weight = dataset.X.get("weight")
         self.y = np.asarray(dataset.y)
