@@ -89,6 +89,10 @@ def main(argv=None):
         print(f"{args.device} is not available here: timing the CPU only.")
     elif args.device != "cpu":
         devices += [(args.device, False)] + ([(args.device, True)] if args.bf16 else [])
+        # the device's start-up (about 1 s on CUDA) is not the first fit's
+        torch.ones(8, 8, device=args.device).matmul(
+            torch.ones(8, 8, device=args.device)
+        ).sum().item()
     epochs = 1 if args.quick else args.epochs
     lines = [f"Machine: {machine()}",
              f"GPU: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}",
