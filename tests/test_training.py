@@ -1,5 +1,10 @@
 import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
 from skorch.dataset import Dataset
+
+from conftest import small_rtl, ticket_data
 
 from sklearn_rtl._tasks import OneVsRestTask
 from sklearn_rtl._training import TicketBatchLoader
@@ -93,3 +98,69 @@ def test_without_cycling_every_ticket_makes_only_its_own_steps():
     assert steps == {0: 3, 1: 1, 2: 2}
     assert sorted(seen[1]) == [10, 11, 12]
     assert set(seen[2]) == set(range(13, 18)) and len(seen[2]) == 8
+
+
+# ----------------------------------------------------------- the lean training step
+class _BatchCounter(Callback):
+    """Counts the per-batch notifications its copies get (every stage trains with a fresh
+    copy of the callbacks: the count is the class's), and the gradients it is shown."""
+
+    calls = {}
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        self.calls["begin"] += training
+
+    def on_grad_computed(self, net, named_parameters, batch=None, training=False, **kwargs):
+        self.calls["grad"] += sum(1 for _, p in named_parameters if p.grad is not None) > 0
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        self.calls["end"] += training
+
+
+@pytest.mark.parametrize("optimizer", [torch.optim.Adam, torch.optim.RMSprop])
+def test_every_training_step_notifies_the_callbacks_that_listen(optimizer):
+    """The step skips skorch's no-op callbacks (and, for Adam, the closure), not one that
+    implements a per-batch method: each gets every step, with the gradients computed."""
+    X, y, _ = ticket_data(pays=True, n=60)
+    _BatchCounter.calls.update(begin=0, grad=0, end=0)
+    est = small_rtl(callbacks=[_BatchCounter()], optimizer=optimizer, max_epochs=3).fit(X, y)
+    calls = _BatchCounter.calls
+    assert est.n_tickets_ == 4
+    assert calls["begin"] == calls["grad"] == calls["end"] > 10, calls
+    # the history's training loss is the batches' (weighted by their sizes)
+    assert all(np.isfinite(loss) and loss > 0 for loss in est.net_.history[:, "train_loss"])
+
+
+def test_column_major_X_fits_exactly_as_row_major():
+    """A column-major X (a DataFrame's values) is made row-major for the batches: the
+    same fit, bit for bit."""
+    X, y, _ = ticket_data(pays=True, n=60)
+    X = X.astype(np.float32)
+    row_major = small_rtl().fit(np.ascontiguousarray(X), y)
+    column_major = small_rtl().fit(np.asfortranarray(X), y)
+    np.testing.assert_array_equal(column_major.predict_proba(X), row_major.predict_proba(X))
+
+
+def test_premasked_step_resets_pruned_weights_to_zero_and_unmask_restores_them():
+    """A premasked stage (one ticket) holds pruned weights at 0; after a step moved every
+    weight, ``zero_pruned`` puts the pruned ones back to 0 and leaves the kept ones as the
+    step left them; ``unmask`` restores the pruned values of the stage's start."""
+    X, y, _ = ticket_data(pays=False, n=60)
+    network = small_rtl(n_clusters=1, sparsity=0.7).fit(X, y).net_.module_
+    torch.manual_seed(0)
+    start = {name: torch.randn_like(w[0]) for name, w in network.get_weights().items()}
+    network.set_weights(start, n_copies=1)
+    masks = network.get_masks()
+    assert all((~m).any() for m in masks.values())
+    network.premask()
+    with torch.no_grad():
+        for weight in network.weights.values():
+            weight.add_(1.0)  # a step that moves every weight
+    network.zero_pruned()
+    weights = network.get_weights()
+    for name, mask in masks.items():
+        assert (weights[name][~mask] == 0).all()
+        assert torch.equal(weights[name][mask], start[name].unsqueeze(0)[mask] + 1.0)
+    network.unmask(start)
+    for name, mask in masks.items():
+        assert torch.equal(network.get_weights()[name][~mask], start[name].unsqueeze(0)[~mask])
