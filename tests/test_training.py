@@ -5,7 +5,6 @@ from skorch.callbacks import Callback
 from skorch.dataset import Dataset
 
 from conftest import small_rtl, ticket_data
-
 from sklearn_rtl._tasks import OneVsRestTask
 from sklearn_rtl._training import TicketBatchLoader
 
