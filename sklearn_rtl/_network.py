@@ -241,21 +241,18 @@ class TicketNetwork(nn.Module):
         zeros (a pruned weight never moves) and :meth:`unmask` puts the values back."""
         if self.n_copies != self.n_tickets:
             return
-        self._kept = {}
         for name in self.prunable:
             key = _key(name)
-            weight, mask = self.weights[key], getattr(self.masks, key)
-            weight.masked_fill_(~mask, 0.0)
-            self._kept[key] = mask.to(weight.dtype)
+            self.weights[key].masked_fill_(~getattr(self.masks, key), 0.0)
         self.premasked_ = True
 
     @torch.no_grad()
     def zero_pruned(self) -> None:
         """After an optimizer step of a premasked stage: every pruned weight back to 0,
-        where it stood before the step (:meth:`masked_update` without a snapshot). A
-        product with the 0/1 mask: 9x faster than ``masked_fill_`` on a 128x128 layer."""
-        for key, kept in self._kept.items():
-            self.weights[key].mul_(kept)
+        where it stood before the step (:meth:`masked_update` without a snapshot)."""
+        for name in self.prunable:
+            key = _key(name)
+            self.weights[key].mul_(self._mask_weights(key, getattr(self.masks, key))[1])
 
     @torch.no_grad()
     def unmask(self, start: dict[str, torch.Tensor]) -> None:
@@ -269,7 +266,6 @@ class TicketNetwork(nn.Module):
             value = start[name].reshape(weight.shape[1:]).to(weight.device)
             weight.copy_(torch.where(mask, weight, value.expand_as(weight)))
         self.premasked_ = False
-        self._kept = {}
 
     def ticket_parameters(self, ticket: int) -> dict[str, torch.Tensor]:
         """The parameters of ticket ``ticket``: its weight copy, masked where prunable."""
@@ -600,25 +596,20 @@ class TicketNetwork(nn.Module):
                     param.index_copy_(0, index, before[key].index_select(0, index))
                 continue
             old = before[key]
-            if param.shape[0] == 1:  # one ticket: the same sums, without the reductions
-                if mask is None:
-                    torch.add(old, param - old, out=param)
-                else:
-                    torch.where(mask, old + (param - old), old, out=param)
-                continue
             delta = param - old
             if mask is not None:
-                union, kept = self._union(key, mask)
-                delta.mul_(kept)  # 0 outside the mask (a product: 9x faster than where)
+                union, kept = self._mask_weights(key, mask)
+                delta.mul_(kept)  # 0 outside the mask
                 theta = torch.where(union, old[0] + delta.sum(0), old[0])
             else:
                 theta = old[0] + delta.sum(0)
             param.copy_(theta.unsqueeze(0).expand_as(param))
 
-    def _union(self, key: str, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _mask_weights(self, key: str, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mask.any(0), mask as 0/1 weights)``, recomputed only when the mask changed
         (its version counter moves with every in-place write): once per stage, not per
-        step."""
+        step. The product with the 0/1 weights is 9x faster than ``where`` or
+        ``masked_fill_`` on a 128x128 layer."""
         cache = vars(self).setdefault("_union_cache", {})
         hit = cache.get(key)
         if hit is None or hit[0] is not mask or hit[1] != mask._version:
