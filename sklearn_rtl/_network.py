@@ -33,6 +33,10 @@ _CSR_MAX_DENSITY = 0.11  # kept fraction of the layer's weights, per ticket (10 
 _CSR_MIN_WEIGHTS = 256 * 256  # out * in of the layer
 _CSR_MIN_ROWS = 8  # rows of one ticket in one forward
 _CSR_ROWS = 256  # rows per sparse product: the transposed block stays in cache
+# Compact (neuron-level) MLP tickets run with the rows as columns, h^T = W h^T + b, from
+# this many rows a pass: MKL's product with few outputs (a ticket's 20-40 kept units) took
+# 0.75-0.9x the time of ``F.linear``'s layout from 64 rows on, and lost on single rows.
+_COLUMNS_MIN_ROWS = 16
 
 
 def _key(name: str) -> str:
@@ -121,6 +125,34 @@ def _runs_sparse(masked_weight: torch.Tensor, mask: torch.Tensor) -> bool:
         and mask.numel() >= _CSR_MIN_WEIGHTS
         and int(mask.count_nonzero()) <= _CSR_MAX_DENSITY * mask.numel()
     )
+
+
+def _ticket_view(params: dict, ticket: int) -> dict:
+    """Ticket ``ticket``'s weights from stacked ``params`` (leading ticket or copy axis): a
+    view of one copy (its backward reshapes the gradient; an index fills zeros first)."""
+    return {n: p[ticket] if p.shape[0] > 1 else p.view(p.shape[1:]) for n, p in params.items()}
+
+
+def _compact_pass(module: nn.Module, X: torch.Tensor) -> torch.Tensor:
+    """A compact ticket's outputs for ``X``: a Linear/ReLU chain of ``_COLUMNS_MIN_ROWS``
+    rows or more runs with the rows as columns (the same products, another layout)."""
+    layers = list(module) if isinstance(module, nn.Sequential) else ()
+    if (
+        len(X) < _COLUMNS_MIN_ROWS
+        or not layers
+        or X.ndim != 2
+        or not all(type(layer) in (nn.Linear, nn.ReLU) for layer in layers)
+    ):
+        return module(X)
+    h = X.T
+    for layer in layers:
+        if type(layer) is nn.ReLU:
+            h = torch.relu(h)
+        elif layer.bias is None:
+            h = layer.weight @ h
+        else:
+            h = torch.addmm(layer.bias[:, None], layer.weight, h)
+    return h.T
 
 
 class TicketNetwork(nn.Module):
@@ -301,7 +333,7 @@ class TicketNetwork(nn.Module):
     def inference_kernels(self) -> dict[str, list[str]]:
         """Every masked Linear weight's kernel at predict time, per ticket: ``"csr"`` or
         ``"dense"`` (the rule of the class notes; layers of other modules are dense)."""
-        csr = self._inference_weights()[1]
+        csr = self._inference_weights()[2]
         names = [step[1] for step in self.plan_ or [] if step[0] == "linear"]
         return {
             name: ["csr" if name in csr[k] else "dense" for k in range(self.n_tickets)]
@@ -310,13 +342,16 @@ class TicketNetwork(nn.Module):
         }
 
     def _inference_weights(self):
-        """``(masked weights, per ticket {weight name: CSR matrix} of the layers that run
-        sparse)``, cached until a weight or mask changes."""
+        """``(masked weights, per ticket its own weights (views without the ticket axis),
+        per ticket {weight name: CSR matrix} of the layers that run sparse)``, cached until
+        a weight or mask changes (the views cost a one-row prediction 15 µs a call)."""
 
         def compute():
             with torch.inference_mode(False), torch.no_grad():
                 params = self.stacked_parameters()
-                return params, [self._sparse_layers(params, k) for k in range(self.n_tickets)]
+                tickets = range(self.n_tickets)
+                owns = [_ticket_view(params, k) for k in tickets]
+                return params, owns, [self._sparse_layers(params, k) for k in tickets]
 
         cache = vars(self).get("_inference")
         if cache is None:
@@ -375,12 +410,9 @@ class TicketNetwork(nn.Module):
                 h = F.linear(h, params[step[1]], params[step[2]] if step[2] else None)
         return h
 
-    def _ticket_pass(self, X, params, ticket, sparse=None):
-        """Ticket ``ticket``'s pass over its rows ``X``; ``params`` are stacked (leading
-        ticket or copy axis). Layers that run sparse do so in blocks of rows."""
-        # one copy: a view (its backward reshapes the gradient; an index fills zeros first)
-        own = {n: p[ticket] if p.shape[0] > 1 else p.view(p.shape[1:]) for n, p in params.items()}
-        layers = sparse[ticket] if sparse is not None else None
+    def _ticket_pass(self, X, own, layers=None):
+        """One ticket's pass over its rows ``X``: ``own`` its weights (:func:`_ticket_view`),
+        ``layers`` its CSR weights. Layers that run sparse do so in blocks of rows."""
         if not layers or len(X) < _CSR_MIN_ROWS:
             return self._plan_2d(X, own)
         blocks = [X[i : i + _CSR_ROWS] for i in range(0, len(X), _CSR_ROWS)]
@@ -450,27 +482,31 @@ class TicketNetwork(nn.Module):
             return self._forward_sorted(X, ticket, tickets)
         if not self._use_fast(X):
             return self._forward_generic(X, ticket)
-        sparse = None
+        owns, sparse = None, None
         if cached and not torch.is_grad_enabled():
-            params, sparse = self._inference_weights()
+            params, owns, sparse = self._inference_weights()
             sparse = sparse if any(sparse) else None
         else:
             params = self.stacked_parameters()
+
+        def one(rows, k):
+            own = owns[k] if owns is not None else _ticket_view(params, k)
+            return self._ticket_pass(rows, own, sparse[k] if sparse is not None else None)
+
         if ticket is None:
             if sparse is not None:
-                passes = [self._ticket_pass(X, params, k, sparse) for k in range(self.n_tickets)]
-                return torch.stack(passes, 1)
+                return torch.stack([one(X, k) for k in range(self.n_tickets)], 1)
             return self._plan_batched(X, params, shared_input=True).transpose(0, 1).contiguous()
         if self.n_tickets == 1:  # every row through the one ticket: no grouping
-            return self._ticket_pass(X, params, 0, sparse)
+            return one(X, 0)
         # the tickets stay where they are (the CPU in training): grouping them needs no
         # device sync
         ticket = ticket.reshape(-1).to(dtype=torch.long)
         if len(ticket) == 1 and 0 <= (k := int(ticket[0])) < self.n_tickets:
-            return self._ticket_pass(X, params, k, sparse)  # one row: no grouping
+            return one(X, k)  # one row: no grouping
         present, sizes = self._present(ticket)
         if len(present) == 1:
-            return self._ticket_pass(X, params, present[0], sparse)
+            return one(X, present[0])
         order, Xs = self._sorted(X, ticket)
         if min(sizes) == max(sizes) and sparse is None:
             # Balanced groups (every training step): one bmm per layer for all tickets.
@@ -485,8 +521,7 @@ class TicketNetwork(nn.Module):
         else:
             # Unequal groups (routed prediction): one pass per ticket, masked weights shared.
             parts = [
-                self._ticket_pass(chunk, params, k, sparse)
-                for k, chunk in zip(present, torch.split(Xs, sizes), strict=True)
+                one(chunk, k) for k, chunk in zip(present, torch.split(Xs, sizes), strict=True)
             ]
             out = torch.cat(parts)
         return out if order is None else out.new_empty(out.shape).index_copy(0, order, out)
@@ -525,14 +560,16 @@ class TicketNetwork(nn.Module):
         """Every row through ``modules[k]`` of its ticket ``k`` (every module on every row
         where ``ticket`` is None): the rows sorted by ticket, one gather and one scatter."""
         if ticket is None:
-            return torch.stack([module(X) for module in modules], 1)
+            return torch.stack([_compact_pass(module, X) for module in modules], 1)
         ticket = ticket.reshape(-1).to(dtype=torch.long)
         present, sizes = self._present(ticket)
         if len(present) == 1:
-            return modules[present[0]](X)
+            return _compact_pass(modules[present[0]], X)
         order, Xs = self._sorted(X, ticket)
         parts = torch.split(Xs, sizes)
-        out = torch.cat([modules[k](part) for k, part in zip(present, parts, strict=True)])
+        out = torch.cat(
+            [_compact_pass(modules[k], part) for k, part in zip(present, parts, strict=True)]
+        )
         return out if order is None else out.new_empty(out.shape).index_copy(0, order, out)
 
     def _forward_generic(self, X, ticket):

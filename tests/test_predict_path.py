@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from torch import nn
 
 from conftest import small_rtl
 from sklearn_rtl import MLP, RTLClassifier, TicketNetwork, _inference, find_prunable
 from sklearn_rtl._inference import RoutedModel
+from sklearn_rtl._network import _compact_pass
 from sklearn_rtl._routing import KMeansRouter
 
 
@@ -179,3 +181,28 @@ def test_kmeans_fast_routing_is_sklearns_predict():
         np.testing.assert_array_equal(
             router.predict(big), router._tickets(big, router.estimator_.predict(big))
         )
+
+
+def test_compact_tickets_run_with_rows_as_columns_from_16_rows():
+    torch.manual_seed(0)
+    chains = {
+        "bias": nn.Sequential(
+            nn.Linear(30, 9), nn.ReLU(), nn.Linear(9, 5), nn.ReLU(), nn.Linear(5, 3)
+        ),
+        "no bias": nn.Sequential(nn.Linear(30, 9, bias=False), nn.ReLU(), nn.Linear(9, 3)),
+    }  # fmt: skip
+    for name, chain in chains.items():
+        calls = []
+        chain.register_forward_hook(lambda *args, calls=calls: calls.append(1))
+        for n_rows in (1, 15, 16, 200):
+            X = torch.randn(n_rows, 30)
+            with torch.inference_mode():
+                got = _compact_pass(chain, X)
+            with torch.no_grad():  # the module's own layout (counted by the hook)
+                expected = chain(X)
+            torch.testing.assert_close(got, expected, rtol=0, atol=1e-5, msg=name)
+        # the module's own forward ran below 16 rows (2) and for every expected value (4)
+        assert len(calls) == 2 + 4, name
+    conv = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten())
+    X = torch.randn(20, 1, 5, 5)
+    torch.testing.assert_close(_compact_pass(conv, X), conv(X))
