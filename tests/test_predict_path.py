@@ -183,7 +183,7 @@ def test_kmeans_fast_routing_is_sklearns_predict():
         )
 
 
-def test_compact_tickets_run_with_rows_as_columns_from_16_rows():
+def test_compact_tickets_run_their_layers_with_rows_as_columns_from_16_rows(monkeypatch):
     torch.manual_seed(0)
     chains = {
         "bias": nn.Sequential(
@@ -191,18 +191,23 @@ def test_compact_tickets_run_with_rows_as_columns_from_16_rows():
         ),
         "no bias": nn.Sequential(nn.Linear(30, 9, bias=False), nn.ReLU(), nn.Linear(9, 3)),
     }  # fmt: skip
+    products = []  # the columns layout's products, W @ h^T (+ b)
+    addmm, matmul = torch.addmm, torch.Tensor.__matmul__
+    monkeypatch.setattr(torch, "addmm", lambda *a: products.append(1) or addmm(*a))
+    monkeypatch.setattr(torch.Tensor, "__matmul__", lambda a, b: products.append(1) or matmul(a, b))
     for name, chain in chains.items():
         calls = []
         chain.register_forward_hook(lambda *args, calls=calls: calls.append(1))
         for n_rows in (1, 15, 16, 200):
             X = torch.randn(n_rows, 30)
+            products.clear()
             with torch.inference_mode():
                 got = _compact_pass(chain, X)
-            with torch.no_grad():  # the module's own layout (counted by the hook)
+            assert len(products) == (len(chain) + 1) // 2 * (n_rows >= 16), (name, n_rows)
+            with torch.no_grad():
                 expected = chain(X)
             torch.testing.assert_close(got, expected, rtol=0, atol=1e-5, msg=name)
-        # the module's own forward ran below 16 rows (2) and for every expected value (4)
-        assert len(calls) == 2 + 4, name
+        assert len(calls) == 4, name  # only the expected values called the module
     conv = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten())
     X = torch.randn(20, 1, 5, 5)
     torch.testing.assert_close(_compact_pass(conv, X), conv(X))
