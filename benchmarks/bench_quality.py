@@ -206,7 +206,8 @@ def table_runs(table, folds, repeats, max_rows):
                    "score": float(score), "sec": seconds,
                    "n_tickets": getattr(estimator, "n_tickets_", None),
                    "choice": None if choice is None else
-                   {k: choice[k] for k in ("loss", "gain", "gain_se", "kept")}}  # fmt: skip
+                   {k: choice[k] for k in ("loss", "gain", "gain_se", "halfway_gain",
+                                         "change_se", "kept")}}  # fmt: skip
 
 
 def _paired_gap(a, b):

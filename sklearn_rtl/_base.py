@@ -25,7 +25,7 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
 from ._batches import dense_rows
-from ._choice import AUTO_CLUSTERS, CHOICE_FRACTION, TicketChoice, held_out_losses
+from ._choice import AUTO_CLUSTERS, CHOICE_FRACTION, HalfwayLosses, TicketChoice, held_out_losses
 from ._collapse import detect_collapse
 from ._compact import compact_fitted_net
 from ._diagnostics import collapse_score
@@ -262,7 +262,8 @@ class BaseRTL(BaseEstimator):
 
         Holds out ``CHOICE_FRACTION`` of the training rows, trains the first round of
         Alg. 1 for both candidates from the fit's ``theta0`` (its seed), and scores both on
-        the held-out rows. Where the shared ticket wins, every cluster routes to it.
+        the held-out rows, halfway and at the end. Where the shared ticket wins, every
+        cluster routes to it.
         Returns the :class:`~sklearn_rtl._choice.TicketChoice` and every row's ticket.
         """
         kmeans = isinstance(self.routing, str) and self.routing == "kmeans"
@@ -283,14 +284,19 @@ class BaseRTL(BaseEstimator):
             torch.manual_seed(plan.torch_seed)  # the fit's theta0
             network = self._make_network(d, k + 1)
             model = RoutedModel(router, network, plan.input_shape, self.device, plan.task)
-            trainer = self._trainer(d, network, train_split=None, callbacks=[], verbose=0)
-            stage = Stage("choose_tickets", tied=False, epochs=self._prune_epochs(),
-                          shared_ticket=k)  # fmt: skip
+            epochs = self._prune_epochs()
+            halfway = HalfwayLosses(
+                epochs // 2, lambda: held_out_losses(model, plan.task, held_rows, held_ticket, k)
+            )
+            trainer = self._trainer(
+                d, network, train_split=None, callbacks=[("halfway", halfway)], verbose=0
+            )
+            stage = Stage("choose_tickets", tied=False, epochs=epochs, shared_ticket=k)
             start = rewind_point(trainer, None, None)
             trainer.fit_stage(stage, fit_rows.trainer_data(fit_ticket), fit_rows.y_train, start)
             own, shared = held_out_losses(model, plan.task, held_rows, held_ticket, k)
         choice = TicketChoice.from_losses(
-            router.ticket_labels_, held_ticket, own, shared, held_rows.weight
+            router.ticket_labels_, held_ticket, own, shared, held_rows.weight, halfway.losses
         )
         if self.verbose:
             print(choice.report())
