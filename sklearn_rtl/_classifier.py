@@ -97,8 +97,10 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
         ticket extraction both for the clusters' tickets and for one shared ticket on
         every row (same ``theta0``, the same number of steps each), and keeps the
         clusters' tickets only if their held-out loss is lower than the shared ticket's
-        by more than two standard errors. Otherwise every cluster routes to one shared
-        ticket (``n_tickets_ == 1``). The held-out rows then train the model like the
+        by more than two standard errors and their lead did not shrink by more than two
+        standard errors over the round's second half (a lead that is still shrinking
+        measures how fast the tickets learn, not where they end). Otherwise every
+        cluster routes to one shared ticket (``n_tickets_ == 1``). The held-out rows then train the model like the
         others. The evidence is ``ticket_choice_``; the fit is then exactly the fit with
         ``n_clusters=4`` (or the clusters the floor left) or ``n_clusters=1``. An integer
         keeps as many tickets as it says, less the floor's.
@@ -271,8 +273,10 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
         (``"clusters"``), held-out rows (``"n_held_out"``) and mean held-out loss under
         its own ticket (``"own_loss"``) and under the shared ticket (``"shared_loss"``);
         the pooled loss of each candidate (``"loss"``), the clusters' ``"gain"``
-        (shared minus clusters) and its standard error (``"gain_se"``), and the candidate
-        kept (``"kept"``: ``"clusters"`` or ``"shared"``). The loss is the cross-entropy
+        (shared minus clusters) and its standard error (``"gain_se"``), the gain halfway
+        through the round (``"halfway_gain"``) and the standard error of its change since
+        (``"change_se"``; both None for a one-epoch round), and the candidate kept
+        (``"kept"``: ``"clusters"`` or ``"shared"``). The loss is the cross-entropy
         (classifier) or the squared error of standardized targets (regressor).
     router_ : object
         The fitted router.

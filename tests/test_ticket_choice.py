@@ -62,6 +62,32 @@ def test_the_clusters_must_win_by_the_margin(ratio, kept):
     assert choice.kept == kept
 
 
+@pytest.mark.parametrize(
+    "ratio, kept", [(0.9 * MARGIN_SE, "clusters"), (1.1 * MARGIN_SE, "shared")]
+)
+def test_a_lead_that_shrank_since_halfway_by_the_margin_shares_one_ticket(ratio, kept):
+    # the end: a gain of 3 standard errors (0.15, s.e. 0.05); halfway: a larger gain, the
+    # per-row change +-1 around its mean (standard error 0.05 again)
+    n = 400
+    rows = np.arange(n)
+    diff = np.where(rows % 2 == 0, 1.0, -1.0)
+    wobble = np.where(rows // 2 % 2 == 0, 1.0, -1.0)
+    own = np.full(n, 1.0)
+    shared = own + 0.15 + diff
+    halfway_gain = 0.15 + ratio * 0.05
+    halfway = (own, own + halfway_gain + diff + wobble)
+    choice = TicketChoice.from_losses([0, 1], rows % 2, own, shared, halfway=halfway)
+    assert choice.gain == pytest.approx(0.15) and choice.gain_se == pytest.approx(0.05)
+    assert choice.halfway_gain == pytest.approx(halfway_gain)
+    assert choice.change_se == pytest.approx(0.05)
+    assert choice.kept == kept
+    # a lead that grew since halfway is no reason against the clusters
+    grew = TicketChoice.from_losses([0, 1], rows % 2, own, shared, halfway=(own, own + diff))
+    assert grew.halfway_gain == pytest.approx(0.0) and grew.kept == "clusters"
+    plain = TicketChoice.from_losses([0, 1], rows % 2, own, shared)
+    assert plain.halfway_gain is None and plain.change_se is None and plain.kept == "clusters"
+
+
 # ---------------------------------------------------------------- end to end
 def test_clusters_with_their_own_rules_keep_their_tickets():
     est, X = _fit(pays=True)
@@ -70,6 +96,9 @@ def test_clusters_with_their_own_rules_keep_their_tickets():
     assert choice["candidates"] == {"clusters": 4, "shared": 1}
     assert choice["gain"] > MARGIN_SE * choice["gain_se"] > 0
     assert choice["loss"]["clusters"] < choice["loss"]["shared"]
+    # scored halfway too (epoch 5 of 10): the clusters' lead did not shrink by the margin
+    change = choice["gain"] - choice["halfway_gain"]
+    assert choice["change_se"] > 0 and change >= -MARGIN_SE * choice["change_se"]
     assert sum(choice["n_held_out"]) == pytest.approx(0.1 * len(X), abs=1)
     assert sorted(set(est.route(X).tolist())) == [0, 1, 2, 3]
 
@@ -148,7 +177,15 @@ def test_verbose_prints_the_evidence(capsys):
     out = capsys.readouterr().out
     assert "n_clusters='auto': 4 cluster tickets against one shared ticket" in out
     assert "keeps 4 tickets" in out
+    assert "halfway through the round the gain was" in out
     assert "held-out rows  own ticket  shared ticket" in out
+
+
+def test_a_one_epoch_comparison_has_no_halfway():
+    est, _ = _fit(pays=True, max_prune_epochs=1)
+    choice = est.ticket_choice_
+    assert choice["halfway_gain"] is None and choice["change_se"] is None
+    assert choice["kept"] in ("clusters", "shared")
 
 
 @pytest.mark.parametrize("value", ["four", 0, 2.5])
