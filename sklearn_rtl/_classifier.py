@@ -100,10 +100,10 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
         by more than two standard errors and their lead did not shrink by more than two
         standard errors over the round's second half (a lead that is still shrinking
         measures how fast the tickets learn, not where they end). Otherwise every
-        cluster routes to one shared ticket (``n_tickets_ == 1``). The held-out rows then train the model like the
-        others. The evidence is ``ticket_choice_``; the fit is then exactly the fit with
-        ``n_clusters=4`` (or the clusters the floor left) or ``n_clusters=1``. An integer
-        keeps as many tickets as it says, less the floor's.
+        cluster routes to one shared ticket (``n_tickets_ == 1``). The held-out rows then
+        train the model like the others. The evidence is ``ticket_choice_``; the fit is
+        then exactly the fit with ``n_clusters=4`` (or the clusters the floor left) or
+        ``n_clusters=1``. An integer keeps as many tickets as it says, less the floor's.
     min_cluster_size : int, default=200
         Smallest KMeans cluster (``routing="kmeans"`` only), in training samples, that gets
         a ticket of its own; where no cluster is that large, the largest one keeps the only

@@ -164,12 +164,14 @@ class _NearestCentroid(nn.Module):
         ticket_of_center = torch.as_tensor(np.asarray(ticket_of_center), dtype=torch.int64)
         if self.merge:  # the nearest center with a ticket: the others never win
             offset = np.where(ticket_of_center.numpy() >= 0, offset, np.inf)
-        self.register_buffer("directions", torch.as_tensor(centers / scale).float())
+        # -2 c / scale, transposed (the fastest layout of the product): one product and
+        # one sum a call; the factor -2 scales exactly
+        self.register_buffer("directions", torch.as_tensor(-2.0 * centers / scale).float().T)
         self.register_buffer("offset", torch.as_tensor(offset).float())
         self.register_buffer("ticket_of_center", ticket_of_center)
 
     def forward(self, flat, groups=None):
-        distances = self.offset - 2.0 * (flat @ self.directions.T)
+        distances = self.offset + flat @ self.directions
         ticket = self.ticket_of_center[torch.argmin(distances, dim=1)]
         if self.merge:
             return ticket, None
@@ -474,10 +476,15 @@ class KMeansRouter(EstimatorRouter):
     def _route_rows(X, module):
         """``module``'s tickets of rows ``X`` (sparse rows densified a chunk at a time)."""
         if not sp.issparse(X):
-            with torch.inference_mode(), warnings.catch_warnings():
-                # read-only rows (a memory map): the module only reads them
-                warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-                return module(torch.from_numpy(np.ascontiguousarray(X)))[0].numpy()
+            X = np.ascontiguousarray(X)
+            if X.flags.writeable:
+                rows = torch.from_numpy(X)
+            else:  # a memory map: the module only reads it
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+                    rows = torch.from_numpy(X)
+            with torch.inference_mode():
+                return module(rows)[0].numpy()
         tickets = np.empty(X.shape[0], dtype=np.int64)
         for start in range(0, X.shape[0], _SPARSE_CHUNK):
             rows = slice(start, start + _SPARSE_CHUNK)
