@@ -23,8 +23,8 @@ noise cost accuracy later, when Alg. 2 cycles their few rows for many epochs.
 The comparison is short (``max_prune_epochs``); the final fit trains far longer. A ticket
 per cluster learns its few rows faster, so early in training the clusters lead on many
 tables, and where that lead is only speed it shrinks as both candidates train on: on
-segment it fell from 0.20 to 0.06 to 0.03 nats at 5, 10 and 20 epochs, and the full fit's
-tickets trailed the single ticket; on vowel, where they pay, it grew (0.10, 0.17, 0.20),
+segment it fell from 0.19 to 0.06 to 0.02 nats at 5, 10 and 20 epochs, and the full fit's
+tickets trailed the single ticket; on vowel, where they pay, it grew (0.10, 0.17, 0.19),
 on phoneme it held. So the held-out rows are scored halfway through the round as well,
 and the clusters must also not have lost ground over the second half: the change of their
 lead may not fall below ``-MARGIN_SE`` standard errors of the paired change.
