@@ -285,16 +285,18 @@ class BaseRTL(BaseEstimator):
             network = self._make_network(d, k + 1)
             model = RoutedModel(router, network, plan.input_shape, self.device, plan.task)
             epochs = self._prune_epochs()
-            halfway = HalfwayLosses(
-                epochs // 2, lambda: held_out_losses(model, plan.task, held_rows, held_ticket, k)
-            )
+
+            def score():
+                return held_out_losses(model, plan.task, held_rows, held_ticket, k)
+
+            halfway = HalfwayLosses(epochs // 2, score)
             trainer = self._trainer(
                 d, network, train_split=None, callbacks=[("halfway", halfway)], verbose=0
             )
             stage = Stage("choose_tickets", tied=False, epochs=epochs, shared_ticket=k)
             start = rewind_point(trainer, None, None)
             trainer.fit_stage(stage, fit_rows.trainer_data(fit_ticket), fit_rows.y_train, start)
-            own, shared = held_out_losses(model, plan.task, held_rows, held_ticket, k)
+            own, shared = score()
         choice = TicketChoice.from_losses(
             router.ticket_labels_, held_ticket, own, shared, held_rows.weight, halfway.losses
         )

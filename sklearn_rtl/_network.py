@@ -568,40 +568,32 @@ class TicketNetwork(nn.Module):
         ]
 
     def _forward_compact(self, X, ticket, modules):
-        """Every row through ``modules[k]`` of its ticket ``k`` (every module on every row
-        where ``ticket`` is None). A ticket's rows are gathered just before its pass, so
-        that its first layer reads them from cache (6 % faster than one sort of all rows
-        on 4 tickets of 4,096 rows of 784 features), and scattered into the output."""
-        if ticket is None:
-            return torch.stack([_compact_pass(module, X) for module in modules], 1)
-        ticket = ticket.reshape(-1).to(dtype=torch.long)
-        present, _ = self._present(ticket)
-        if len(present) == 1:
-            return _compact_pass(modules[present[0]], X)
-        out = None
-        for k in present:
-            index = torch.nonzero(ticket == k).flatten().to(X.device)
-            part = _compact_pass(modules[k], X.index_select(0, index))
-            if out is None:
-                out = part.new_empty((len(X), *part.shape[1:]))
-            out.index_copy_(0, index, part)
-        return out
+        """Every row through the compact network ``modules[k]`` of its ticket ``k``."""
+        return self._per_ticket(X, ticket, lambda rows, k: _compact_pass(modules[k], rows))
 
     def _forward_generic(self, X, ticket):
         """``functional_call`` per ticket: any module."""
+        return self._per_ticket(X, ticket, self.forward_ticket)
+
+    def _per_ticket(self, X, ticket, run):
+        """Every row through ``run(rows, k)`` of its ticket ``k`` (every ticket on every row
+        where ``ticket`` is None). A ticket's rows are gathered just before its pass, so
+        that its first layer reads them from cache (6 % faster than one sort of all rows
+        on 4 compact tickets of 4,096 rows of 784 features), and scattered into the
+        output."""
         if ticket is None:
-            return torch.stack([self.forward_ticket(X, k) for k in range(self.n_tickets)], 1)
-        ticket = ticket.reshape(-1)
-        present = torch.unique(ticket).tolist()
+            return torch.stack([run(X, k) for k in range(self.n_tickets)], 1)
+        ticket = ticket.reshape(-1).to(dtype=torch.long)
+        present, _ = self._present(ticket)
         if len(present) == 1:
-            return self.forward_ticket(X, present[0])
+            return run(X, present[0])
         out = None
         for k in present:
             index = torch.nonzero(ticket == k).flatten().to(X.device)
-            group_out = self.forward_ticket(X[index], k)
+            part = run(X.index_select(0, index), k)
             if out is None:
-                out = group_out.new_empty((len(X), *group_out.shape[1:]))
-            out[index] = group_out
+                out = part.new_empty((len(X), *part.shape[1:]))
+            out.index_copy_(0, index, part)
         return out
 
     # --------------------------------------------------------------- updates
