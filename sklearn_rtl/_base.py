@@ -17,6 +17,7 @@ from functools import partial
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn import get_config
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -45,6 +46,8 @@ from ._units import unit_chain
 from ._version import __version__
 
 _AUTO_VALIDATION_FRACTION = 0.1
+# what validate_data(dtype=np.float32) keeps or casts, and no more (native byte order)
+_PLAIN_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 _X_GROUPS_DOC = """Parameters
@@ -748,6 +751,9 @@ class BaseRTL(BaseEstimator):
 
     def _validate_predict_input(self, X):
         check_is_fitted(self, "net_")  # set with every fitted attribute, at the end of fit
+        rows = self._plain_rows(X)
+        if rows is not None:
+            return rows
         if len(self._X_sample_shape) > 1:  # image input: name the shapes before sklearn does
             self._check_sample_shape(np.shape(X)[1:])
         X = validate_data(
@@ -763,6 +769,30 @@ class BaseRTL(BaseEstimator):
         if sp.issparse(X):
             return X.tocsr()  # rows are densified one chunk at a time
         return X.reshape(len(X), -1)  # flat rows; the network reshapes them to input_shape_
+
+    def _plain_rows(self, X):
+        """``X`` exactly as ``validate_data`` returns it, for the one input whose checks are
+        short to state: a float32 or float64 ndarray of rows of the fitted width, of finite
+        values once in float32, for an estimator fitted on tabular rows without feature
+        names. None for any other input: ``validate_data`` checks it and names its problem.
+
+        ``validate_data`` spends most of its 70 µs a call telling DataFrames apart
+        (``inspect.getattr_static``): half of a one-row prediction.
+        """
+        if not (
+            type(X) is np.ndarray
+            and X.ndim == 2
+            and X.dtype in _PLAIN_DTYPES
+            and X.shape[0] > 0
+            and X.shape[1] == self.n_features_in_
+            and len(self._X_sample_shape) == 1
+            and getattr(self, "feature_names_in_", None) is None
+        ):
+            return None
+        with np.errstate(over="ignore"):  # a float64 too large for float32: validate_data's
+            rows = X.astype(np.float32, copy=False)
+            finite = get_config()["assume_finite"] or np.isfinite(rows.sum())
+        return rows if finite else None  # a sum can overflow: validate_data decides
 
     def _check_sample_shape(self, shape):
         if tuple(shape) != self._X_sample_shape:

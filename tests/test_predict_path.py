@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import sklearn
 import torch
 from torch import nn
 
@@ -211,3 +212,87 @@ def test_compact_tickets_run_their_layers_with_rows_as_columns_from_16_rows(monk
     conv = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten())
     X = torch.randn(20, 1, 5, 5)
     torch.testing.assert_close(_compact_pass(conv, X), conv(X))
+
+
+@pytest.fixture(scope="module")
+def tabular():
+    X, y, _ = _data()
+    return small_rtl(n_clusters=3).fit(X, y), X
+
+
+def _validated(clf, X):
+    """What scikit-learn's ``validate_data`` makes of ``X`` at predict time."""
+    from sklearn.utils.validation import validate_data
+
+    return validate_data(clf, X, dtype=np.float32, accept_sparse=("csr", "csc"),
+                         ensure_all_finite=True, reset=False)  # fmt: skip
+
+
+def test_plain_rows_are_what_validate_data_returns(tabular):
+    clf, X = tabular
+    X64 = X.astype(np.float64) * 1.1
+    read_only = X.copy()
+    read_only.flags.writeable = False
+    cases = {
+        "float32": X, "float64": X64, "F order": np.asfortranarray(X64),
+        "strided": X64[::3], "read-only": read_only, "one row": X64[:1],
+    }  # fmt: skip
+    for name, rows in cases.items():
+        plain = clf._plain_rows(rows)
+        expected = _validated(clf, rows)
+        assert plain is not None, name
+        assert plain.dtype == expected.dtype == np.float32, name
+        np.testing.assert_array_equal(plain, expected, err_msg=name)
+        # no copy where validate_data makes none (float32 in, float32 out)
+        assert np.shares_memory(plain, rows) == np.shares_memory(expected, rows), name
+    with sklearn.config_context(assume_finite=True):  # validate_data skips the check too
+        nan = X[:2].copy()
+        nan[0, 0] = np.nan
+        np.testing.assert_array_equal(clf._plain_rows(nan), _validated(clf, nan))
+
+
+def test_other_inputs_go_to_validate_data_and_its_messages(tabular):
+    clf, X = tabular
+    nan, inf = X[:3].copy(), X[:3].astype(np.float64)
+    nan[1, 2], inf[0, 0] = np.nan, 1e39  # finite in float64, inf in float32
+    huge = np.full((4, 6), 3e38, dtype=np.float32)  # finite values whose sum overflows
+    refused = {
+        "list": X[:2].tolist(), "int": X[:2].astype(np.int64), "1-D": X[0],
+        "3-D": X[:2, :, None], "no rows": X[:0], "width": X[:2, :4], "NaN": nan,
+        "too large for float32": inf, "big-endian": X[:2].astype(">f4"),
+        "sum overflows": huge,
+    }  # fmt: skip
+    for name, rows in refused.items():
+        assert clf._plain_rows(rows) is None, name
+    messages = {
+        "1-D": "Expected 2D array", "3-D": "Found array with dim 3", "no rows": "0 sample",
+        "width": "X has 4 features", "NaN": "Input X contains NaN",
+        "too large for float32": "infinity or a value too large",
+    }  # fmt: skip
+    for name, message in messages.items():
+        with pytest.raises(ValueError, match=message):
+            clf.predict_proba(refused[name])
+    np.testing.assert_array_equal(clf._validate_predict_input(huge), huge)  # sklearn takes it
+    np.testing.assert_array_equal(clf.predict_proba(X[:2].astype(">f4")), clf.predict_proba(X[:2]))
+
+
+def test_estimator_fitted_with_feature_names_still_warns_on_plain_rows():
+    pd = pytest.importorskip("pandas")
+    X, y, _ = _data()
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
+    clf = small_rtl().fit(frame, y)
+    assert clf._plain_rows(X) is None
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        clf.predict_proba(X[:2])
+    np.testing.assert_array_equal(clf.predict_proba(frame[:2]), clf.predict_proba(X[:2]))
+
+
+def test_image_estimator_takes_no_flat_shortcut():
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(60, 1, 4, 4)).astype(np.float32)
+    clf = small_rtl(n_clusters=1).fit(images, rng.integers(0, 2, 60))
+    rows = images[:, :, 0, 0]  # 2-D, as wide as the images' channels (n_features_in_)
+    assert clf.n_features_in_ == rows.shape[1]
+    assert clf._plain_rows(rows) is None
+    with pytest.raises(ValueError, match="samples of shape"):
+        clf.predict(rows)
