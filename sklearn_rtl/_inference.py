@@ -70,7 +70,7 @@ class RoutedModel:
             if groups.ndim != 1 or len(groups) != n:
                 return np.asarray(self.router.predict(X, groups)).astype(np.int64)
         if n <= _INFER_BATCH:
-            return np.asarray(self.router.predict(X, groups)).astype(np.int64)
+            return np.asarray(self.router.predict(X, groups), dtype=np.int64)
         tickets = np.empty(n, dtype=np.int64)
         for start in range(0, n, _INFER_BATCH):
             rows = slice(start, start + _INFER_BATCH)
@@ -118,6 +118,6 @@ class RoutedModel:
         block = dense_rows(X, rows, self.input_shape)
         if not block.flags.writeable:
             block = block.copy()
-        xb = torch.as_tensor(block, device=self.device)
+        xb = torch.from_numpy(block).to(self.device)
         tb = None if tickets is None else torch.as_tensor(tickets[rows])  # grouped on the CPU
         return self.network(xb, tb, cached=self.cached, compact=self.compact).double().cpu()

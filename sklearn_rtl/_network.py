@@ -513,8 +513,6 @@ class TicketNetwork(nn.Module):
         # the tickets stay where they are (the CPU in training): grouping them needs no
         # device sync
         ticket = ticket.reshape(-1).to(dtype=torch.long)
-        if len(ticket) == 1 and 0 <= (k := int(ticket[0])) < self.n_tickets:
-            return one(X, k)  # one row: no grouping
         present, sizes = self._present(ticket)
         if len(present) == 1:
             return one(X, present[0])
@@ -539,6 +537,8 @@ class TicketNetwork(nn.Module):
 
     def _present(self, ticket):
         """The tickets with rows, ascending, and their numbers of rows."""
+        if len(ticket) == 1 and 0 <= (k := int(ticket[0])) < self.n_tickets:
+            return [k], [1]  # one row: no count
         counts = torch.bincount(ticket, minlength=self.n_tickets).tolist()
         present = [k for k, n in enumerate(counts) if n]
         return present, [counts[k] for k in present]
