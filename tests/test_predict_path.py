@@ -236,6 +236,7 @@ def test_plain_rows_are_what_validate_data_returns(tabular):
     cases = {
         "float32": X, "float64": X64, "F order": np.asfortranarray(X64),
         "strided": X64[::3], "read-only": read_only, "one row": X64[:1],
+        "large (torch's sum)": np.tile(X, (40, 1)), "large, strided": np.tile(X64, (80, 1))[::2],
     }  # fmt: skip
     for name, rows in cases.items():
         plain = clf._plain_rows(rows)
@@ -260,10 +261,12 @@ def test_other_inputs_go_to_validate_data_and_its_messages(tabular):
         "list": X[:2].tolist(), "int": X[:2].astype(np.int64), "1-D": X[0],
         "3-D": X[:2, :, None], "no rows": X[:0], "width": X[:2, :4], "NaN": nan,
         "too large for float32": inf, "big-endian": X[:2].astype(">f4"),
-        "sum overflows": huge,
+        "sum overflows": huge, "NaN, large": np.tile(nan, (4000, 1)),
+        "inf, large": np.tile(inf, (4000, 1)), "sum overflows, large": np.tile(huge, (3000, 1)),
     }  # fmt: skip
     for name, rows in refused.items():
         assert clf._plain_rows(rows) is None, name
+    assert refused["NaN, large"].size >= 65536  # torch's sum decides
     messages = {
         "1-D": "Expected 2D array", "3-D": "Found array with dim 3", "no rows": "0 sample",
         "width": "X has 4 features", "NaN": "Input X contains NaN",
