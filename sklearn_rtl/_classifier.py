@@ -445,9 +445,11 @@ class RTLClassifier(ClassifierMixin, BaseRTL):
             normalized.
         """
         X = self._validate_predict_input(X)
-        scores = self._model().decision(X, groups)
-        proba = np.exp(scores - scores.max(axis=1, keepdims=True))
-        return proba / proba.sum(axis=1, keepdims=True)
+        proba = self._model().decision(X, groups)  # a new array: the softmax in place
+        proba -= proba.max(axis=1, keepdims=True)
+        np.exp(proba, out=proba)
+        proba /= proba.sum(axis=1, keepdims=True)
+        return proba
 
     @predict_doc
     def predict(self, X, groups=None):
