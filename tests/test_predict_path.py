@@ -3,6 +3,7 @@ where they pay, KMeans routing without repeated validation; same predictions as 
 
 import copy
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -231,15 +232,18 @@ def _validated(clf, X):
 def test_plain_rows_are_what_validate_data_returns(tabular):
     clf, X = tabular
     X64 = X.astype(np.float64) * 1.1
-    read_only = X.copy()
-    read_only.flags.writeable = False
+    read_only, large_read_only = X.copy(), np.tile(X, (40, 1))
+    read_only.flags.writeable = large_read_only.flags.writeable = False
     cases = {
         "float32": X, "float64": X64, "F order": np.asfortranarray(X64),
         "strided": X64[::3], "read-only": read_only, "one row": X64[:1],
         "large (torch's sum)": np.tile(X, (40, 1)), "large, strided": np.tile(X64, (80, 1))[::2],
     }  # fmt: skip
+    cases["large, read-only"] = large_read_only  # numpy's sum: torch warns on read-only
     for name, rows in cases.items():
-        plain = clf._plain_rows(rows)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            plain = clf._plain_rows(rows)
         expected = _validated(clf, rows)
         assert plain is not None, name
         assert plain.dtype == expected.dtype == np.float32, name
