@@ -11,13 +11,15 @@ network's input shape on its own, never the whole of ``X``.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from ._tasks import MulticlassTask
 
-__all__ = ["HeldOutBatches", "TicketBatchLoader", "dense_rows"]
+__all__ = ["HeldOutBatches", "TicketBatchLoader", "dense_rows", "read_only_tensor"]
 
 
 def dense_rows(X, index, input_shape=None) -> np.ndarray:
@@ -30,6 +32,17 @@ def dense_rows(X, index, input_shape=None) -> np.ndarray:
     if rows.dtype.kind != "f":
         rows = rows.astype(np.float32)
     return rows if input_shape is None else rows.reshape(len(rows), *input_shape)
+
+
+def read_only_tensor(array: np.ndarray) -> torch.Tensor:
+    """A tensor over ``array``'s memory, for code that only reads it (our routing, a sum):
+    a read-only array (a memory map) too, without torch's warning that it is not writable.
+    Never for a module the user wrote, which may write to its input."""
+    if array.flags.writeable:
+        return torch.from_numpy(array)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        return torch.from_numpy(array)
 
 
 def _cycled(indices: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:

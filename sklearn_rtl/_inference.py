@@ -68,7 +68,7 @@ class RoutedModel:
         if groups is not None:
             groups = np.asarray(groups)
             if groups.ndim != 1 or len(groups) != n:
-                return np.asarray(self.router.predict(X, groups)).astype(np.int64)
+                return np.asarray(self.router.predict(X, groups), dtype=np.int64)
         if n <= _INFER_BATCH:
             return np.asarray(self.router.predict(X, groups), dtype=np.int64)
         tickets = np.empty(n, dtype=np.int64)
@@ -116,7 +116,7 @@ class RoutedModel:
         """The float64 CPU outputs of ``X[rows]`` (densified: sparse rows, read-only
         memory, a dense float32 copy of the chunk, never of ``X``)."""
         block = dense_rows(X, rows, self.input_shape)
-        if not block.flags.writeable:
+        if not block.flags.writeable:  # a module (the user's) may write to its input
             block = block.copy()
         xb = torch.from_numpy(block).to(self.device)
         tb = None if tickets is None else torch.as_tensor(tickets[rows])  # grouped on the CPU

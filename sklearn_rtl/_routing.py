@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import inspect
 import numbers
-import warnings
 import weakref
 
 import numpy as np
@@ -39,6 +38,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_array
 from sklearn.utils._missing import is_pandas_na, is_scalar_nan
 from torch import nn
+
+from ._batches import read_only_tensor
 
 _SPARSE_CHUNK = 8192  # sparse rows densified this many at a time for routing
 _MODULES = weakref.WeakKeyDictionary()  # fitted KMeans router -> its routing module
@@ -476,13 +477,7 @@ class KMeansRouter(EstimatorRouter):
     def _route_rows(X, module):
         """``module``'s tickets of rows ``X`` (sparse rows densified a chunk at a time)."""
         if not sp.issparse(X):
-            X = np.ascontiguousarray(X)
-            if X.flags.writeable:
-                rows = torch.from_numpy(X)
-            else:  # a memory map: the module only reads it
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-                    rows = torch.from_numpy(X)
+            rows = read_only_tensor(np.ascontiguousarray(X))  # the module only reads them
             with torch.inference_mode():
                 return module(rows)[0].numpy()
         tickets = np.empty(X.shape[0], dtype=np.int64)

@@ -239,7 +239,7 @@ def test_plain_rows_are_what_validate_data_returns(tabular):
         "strided": X64[::3], "read-only": read_only, "one row": X64[:1],
         "large (torch's sum)": np.tile(X, (40, 1)), "large, strided": np.tile(X64, (80, 1))[::2],
     }  # fmt: skip
-    cases["large, read-only"] = large_read_only  # numpy's sum: torch warns on read-only
+    cases["large, read-only"] = large_read_only  # torch's sum, without its read-only warning
     for name, rows in cases.items():
         with warnings.catch_warnings():
             warnings.simplefilter("error")
